@@ -1,0 +1,48 @@
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../core/logger.js';
+import type { ApiDeps } from './context.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { adminRoutes } from './routes/admin.js';
+import { eventRoutes } from './routes/events.js';
+import { usageRoutes } from './routes/usage.js';
+import { ErrorBody } from './schemas.js';
+
+/** The API: ingest, billing and admin routes, /metrics, /openapi.json, /healthz. */
+export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(typeof logger === 'object' ? { loggerInstance: logger as FastifyBaseLogger } : { logger }),
+    bodyLimit: deps.config.MAX_BODY_BYTES,
+    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate('deps', deps);
+  app.addSchema(ErrorBody);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Tally', version: '0.1.0', description: 'Usage ingest, billing and admin API' },
+      tags: [{ name: 'ingest' }, { name: 'billing' }, { name: 'admin' }],
+    },
+  });
+  await app.register(metricsPlugin);
+
+  // Every error answers { code, message, field? }: validation errors name the field.
+  app.setErrorHandler((err: { validation?: { instancePath: string; message?: string }[]; statusCode?: number; code?: string; message: string }, req, reply) => {
+    if (err.validation) {
+      const first = err.validation[0];
+      const field = first?.instancePath.replace(/^\//, '').replace(/\//g, '.') || undefined;
+      return reply.code(400).send({ code: 'INVALID_REQUEST', ...(field ? { field } : {}), message: err.message });
+    }
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    return reply.code(status).send({ code: err.code ?? 'INTERNAL', message: status >= 500 ? `internal error: ${err.message}` : err.message });
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(eventRoutes);
+  await app.register(usageRoutes);
+  await app.register(adminRoutes);
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,121 @@
+import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
+import { lockBatchSql } from '../db/ingest-lock.js';
+import { ingestBatchWorkflow } from '../workflows/ingest.js';
+
+export type EventResult =
+  | { index: number; uniqueKey: string; status: 'accepted' | 'duplicate' | 'conflict' }
+  | { index: number; uniqueKey?: string; status: 'invalid'; field: string; reason: string };
+
+export interface IngestOutcome {
+  batchId: string | null;
+  workflowId: string | null;
+  results: EventResult[];
+}
+
+/** Postgres or Temporal could not take the batch: nothing was kept, the producer should retry. */
+export class IngestUnavailableError extends Error {
+  readonly code = 'INGEST_UNAVAILABLE';
+  constructor(readonly dependency: 'postgres' | 'temporal', cause: unknown) {
+    super(`${dependency} is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/**
+ * The durable acknowledgement. In one Postgres transaction: lock the batch id, claim the keys,
+ * store the accepted events in the outbox, start ingest-<batchId> in Temporal, commit. A failure
+ * before the commit rolls everything back (the retry succeeds); the workflow reads the batch
+ * under the same lock, so it sees either the committed batch or none. docs/ingest.md has the proof.
+ */
+export async function ingestEvents(
+  events: readonly unknown[],
+  deps: { db: pg.Pool; temporal: Client; taskQueue: string; rules: EventRules; temporalTimeoutMs: number; now?: number },
+): Promise<IngestOutcome> {
+  const now = deps.now ?? Date.now();
+  const results: EventResult[] = new Array(events.length);
+  // The first occurrence of a key in the request speaks for it; later ones compare with it.
+  const firstByKey = new Map<string, { index: number; event: AcceptedEvent; hash: Buffer }>();
+  const repeats: { index: number; key: string; hash: Buffer }[] = [];
+  events.forEach((raw, index) => {
+    const v = validateEvent(raw, deps.rules, now);
+    if (!v.ok) {
+      const key = (raw as { uniqueKey?: unknown } | null)?.uniqueKey;
+      results[index] = { index, ...(typeof key === 'string' ? { uniqueKey: key } : {}), status: 'invalid', field: v.field, reason: v.reason };
+    } else if (firstByKey.has(v.event.key)) {
+      repeats.push({ index, key: v.event.key, hash: v.payloadHash });
+    } else {
+      firstByKey.set(v.event.key, { index, event: v.event, hash: v.payloadHash });
+    }
+  });
+  if (firstByKey.size === 0) return { batchId: null, workflowId: null, results };
+
+  // Keys in a fixed order: two requests sharing keys lock them in the same order and cannot deadlock.
+  const candidates = [...firstByKey.values()].sort((a, b) => (a.event.key < b.event.key ? -1 : 1));
+  const batchId = randomUUID();
+  const workflowId = `ingest-${batchId}`;
+  let client: pg.PoolClient;
+  try {
+    client = await deps.db.connect();
+  } catch (err) {
+    throw new IngestUnavailableError('postgres', err);
+  }
+  let accepted: AcceptedEvent[] = [];
+  try {
+    await client.query('BEGIN');
+    await client.query(lockBatchSql, [batchId]);
+    const claimed = new Set(
+      (await client.query<{ event_key: string }>(
+        `INSERT INTO event_keys (event_key, payload_hash, batch_id)
+         SELECT k, h, $3 FROM unnest($1::text[], $2::bytea[]) AS c(k, h)
+         ON CONFLICT (event_key) DO NOTHING RETURNING event_key`,
+        [candidates.map((c) => c.event.key), candidates.map((c) => c.hash), batchId],
+      )).rows.map((r) => r.event_key),
+    );
+    const earlier = candidates.filter((c) => !claimed.has(c.event.key));
+    const earlierHashes = new Map(
+      earlier.length === 0 ? [] : (await client.query<{ event_key: string; payload_hash: Buffer }>(
+        'SELECT event_key, payload_hash FROM event_keys WHERE event_key = ANY($1)',
+        [earlier.map((c) => c.event.key)],
+      )).rows.map((r) => [r.event_key, r.payload_hash]),
+    );
+    for (const c of candidates) {
+      const status = claimed.has(c.event.key) ? 'accepted' : earlierHashes.get(c.event.key)?.equals(c.hash) ? 'duplicate' : 'conflict';
+      results[c.index] = { index: c.index, uniqueKey: c.event.key, status };
+    }
+    accepted = candidates.filter((c) => claimed.has(c.event.key)).sort((a, b) => a.index - b.index).map((c) => c.event);
+    if (accepted.length > 0) {
+      await client.query('INSERT INTO ingest_batches (batch_id, events, event_count) VALUES ($1, $2, $3)', [
+        batchId, JSON.stringify(accepted), accepted.length,
+      ]);
+      try {
+        await deps.temporal.connection.withDeadline(Date.now() + deps.temporalTimeoutMs, () =>
+          deps.temporal.workflow.start(ingestBatchWorkflow, {
+            workflowId,
+            taskQueue: deps.taskQueue,
+            args: [batchId],
+            workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          }),
+        );
+      } catch (err) {
+        throw new IngestUnavailableError('temporal', err);
+      }
+    }
+    await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release(true); // a connection that failed mid-transaction is not reused
+    if (err instanceof IngestUnavailableError) throw err;
+    throw new IngestUnavailableError('postgres', err);
+  }
+  client.release();
+  for (const r of repeats) {
+    const first = firstByKey.get(r.key)!;
+    const firstResult = results[first.index]!;
+    const same = first.hash.equals(r.hash);
+    // A repeat of an accepted or duplicate payload is a duplicate; anything else conflicts.
+    results[r.index] = { index: r.index, uniqueKey: r.key, status: same && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
+  }
+  return accepted.length > 0 ? { batchId, workflowId, results } : { batchId: null, workflowId: null, results };
+}

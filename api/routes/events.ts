@@ -1,0 +1,79 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { UsageEventSchema } from '../../core/usage-event.js';
+import { workflowUrl } from '../../core/temporal-links.js';
+import { ingestEvents, IngestUnavailableError } from '../ingest.js';
+import { ErrorBody } from '../schemas.js';
+
+const EventResult = Type.Object({
+  index: Type.Integer(),
+  uniqueKey: Type.Optional(Type.String()),
+  status: Type.Union([Type.Literal('accepted'), Type.Literal('duplicate'), Type.Literal('conflict'), Type.Literal('invalid')]),
+  field: Type.Optional(Type.String({ description: 'For invalid events: the field at fault' })),
+  reason: Type.Optional(Type.String({ description: 'For invalid events: why' })),
+});
+
+const IngestResponse = Type.Object({
+  batchId: Type.Union([Type.String(), Type.Null()]),
+  workflowId: Type.Union([Type.String(), Type.Null()]),
+  temporalUrl: Type.Union([Type.String(), Type.Null()]),
+  results: Type.Array(EventResult),
+});
+
+export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, db, temporal } = app.deps;
+  const rules = {
+    amountTypes: config.amountTypes,
+    backdatingWindowDays: config.BACKDATING_WINDOW_DAYS,
+    futureToleranceMs: 5 * 60_000,
+    maxMetadataEntries: 64,
+  };
+
+  app.post('/v1/events', {
+    bodyLimit: config.MAX_BODY_BYTES,
+    schema: {
+      summary: 'Report usage events',
+      description:
+        'Each event is validated on its own and answered in order: accepted, duplicate (same key, same payload), ' +
+        'conflict (same key, another payload: nothing is overwritten) or invalid (with the field and reason). ' +
+        'A 200 means the accepted events are stored durably and on their way to BigQuery. ' +
+        'A 400 means nothing was accepted (a malformed request, or every event invalid).',
+      tags: ['ingest'],
+      body: Type.Object({
+        events: Type.Array(Type.Unknown(), {
+          minItems: 1,
+          maxItems: config.MAX_EVENTS_PER_REQUEST,
+          description: 'UsageEvent objects (see the UsageEvent schema); each is validated separately',
+        }),
+      }),
+      response: { 200: IngestResponse, 400: Type.Union([IngestResponse, ErrorBody]), 503: ErrorBody },
+    },
+  }, async (req, reply) => {
+    let outcome;
+    try {
+      outcome = await ingestEvents(req.body.events, {
+        db, temporal, taskQueue: config.TEMPORAL_TASK_QUEUE, rules, temporalTimeoutMs: 5_000,
+      });
+    } catch (err) {
+      if (!(err instanceof IngestUnavailableError)) throw err;
+      req.log.warn({ err }, 'ingest unavailable; nothing kept');
+      return reply.code(503).header('retry-after', '5').send({ code: err.code, message: `${err.message}; nothing was kept, retry later` });
+    }
+    const counts = new Map<string, number>();
+    for (const r of outcome.results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+    for (const [status, n] of counts) app.metrics.ingestEvents.inc({ status }, n);
+    for (const [i, e] of req.body.events.entries()) {
+      if (outcome.results[i]?.status !== 'accepted') continue;
+      for (const [type, value] of Object.entries((e as { amounts: Record<string, number> }).amounts)) {
+        app.metrics.ingestAmounts.inc({ amount_type: type }, value);
+      }
+    }
+    const allInvalid = outcome.results.every((r) => r.status === 'invalid');
+    return reply.code(allInvalid ? 400 : 200).send({
+      ...outcome,
+      temporalUrl: outcome.workflowId ? workflowUrl(config.TEMPORAL_UI_URL, config.TEMPORAL_NAMESPACE, outcome.workflowId) : null,
+    });
+  });
+
+  // The event's own schema in the OpenAPI document, for producers writing a client.
+  app.addSchema({ ...UsageEventSchema, $id: 'UsageEvent' });
+};

@@ -1,0 +1,101 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { FormatRegistry } from '@sinclair/typebox';
+import { createHash } from 'node:crypto';
+import { billingDayOf, type BillingDay } from './billing-day.js';
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (v) => RFC3339.test(v) && !Number.isNaN(Date.parse(v)));
+}
+
+/** One usage report: what a producer's `addAmounts(uniqueKey, instanceId, timestamp, amounts, metadata)` sends. */
+export const UsageEventSchema = Type.Object(
+  {
+    uniqueKey: Type.String({ minLength: 1, maxLength: 256, description: 'Idempotency key of the event: a retry with the same key is a duplicate.' }),
+    internalInstanceId: Type.String({ minLength: 1, maxLength: 256, description: 'The customer instance the usage belongs to.' }),
+    timestamp: Type.String({ format: 'date-time', description: 'When the usage happened (RFC 3339).' }),
+    amounts: Type.Record(Type.String(), Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), {
+      description: 'Amount type → non-negative integer quantity; all of them are accepted or none.',
+    }),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 1024 }))),
+  },
+  { additionalProperties: false },
+);
+export type UsageEvent = Static<typeof UsageEventSchema>;
+
+/** An accepted event as stored in the outbox and written to BigQuery. */
+export interface AcceptedEvent {
+  key: string;
+  instanceId: string;
+  occurredAt: string;
+  day: BillingDay;
+  amounts: Record<string, number>;
+  metadata: Record<string, string>;
+}
+
+export type EventValidation =
+  | { ok: true; event: AcceptedEvent; payloadHash: Buffer }
+  | { ok: false; field: string; reason: string };
+
+export interface EventRules {
+  amountTypes: ReadonlyMap<string, string>;
+  backdatingWindowDays: number;
+  /** How far ahead of the server's clock an event may be dated. */
+  futureToleranceMs: number;
+  maxMetadataEntries: number;
+}
+
+const checkShape = TypeCompiler.Compile(UsageEventSchema);
+const DAY_MS = 86_400_000;
+
+export function validateEvent(input: unknown, rules: EventRules, now: number): EventValidation {
+  const shapeError = checkShape.Errors(input).First();
+  if (shapeError) {
+    return { ok: false, field: fieldName(shapeError.path), reason: shapeError.message };
+  }
+  const event = input as UsageEvent;
+  const occurred = Date.parse(event.timestamp);
+  if (Number.isNaN(occurred)) return { ok: false, field: 'timestamp', reason: 'not an RFC 3339 date-time' };
+  if (occurred < now - rules.backdatingWindowDays * DAY_MS) {
+    return { ok: false, field: 'timestamp', reason: `older than the backdating window of ${rules.backdatingWindowDays} days` };
+  }
+  if (occurred > now + rules.futureToleranceMs) {
+    return { ok: false, field: 'timestamp', reason: `more than ${rules.futureToleranceMs / 60_000} minutes in the future` };
+  }
+  const types = Object.keys(event.amounts);
+  if (types.length === 0) return { ok: false, field: 'amounts', reason: 'must hold at least one amount' };
+  const unknown = types.find((t) => !rules.amountTypes.has(t));
+  if (unknown !== undefined) {
+    return { ok: false, field: `amounts.${unknown}`, reason: `unknown amount type; accepted: ${[...rules.amountTypes.keys()].join(', ')}` };
+  }
+  const metadata = event.metadata ?? {};
+  if (Object.keys(metadata).length > rules.maxMetadataEntries) {
+    return { ok: false, field: 'metadata', reason: `more than ${rules.maxMetadataEntries} entries` };
+  }
+  const accepted: AcceptedEvent = {
+    key: event.uniqueKey,
+    instanceId: event.internalInstanceId,
+    occurredAt: new Date(occurred).toISOString(),
+    day: billingDayOf(occurred),
+    amounts: sortedRecord(event.amounts),
+    metadata: sortedRecord(metadata),
+  };
+  return { ok: true, event: accepted, payloadHash: payloadHash(accepted) };
+}
+
+/** Same payload ⇔ same hash, whatever the key order or timestamp spelling the producer used. */
+export function payloadHash(event: AcceptedEvent): Buffer {
+  return createHash('sha256')
+    .update(JSON.stringify([event.instanceId, event.occurredAt, event.amounts, event.metadata]))
+    .digest();
+}
+
+function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+// TypeBox paths are JSON pointers ("/amounts/samples"); people read "amounts.samples".
+function fieldName(path: string): string {
+  return path.replace(/^\//, '').replace(/\//g, '.') || '(event)';
+}

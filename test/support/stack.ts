@@ -1,0 +1,82 @@
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { createActivities } from '../../activities/index.js';
+import { createBigQuery } from '../../activities/bigquery-client.js';
+import { RawEventStore } from '../../activities/raw-events.js';
+import { ZuoraClient } from '../../activities/zuora-client.js';
+import { buildApp } from '../../api/app.js';
+import { loadConfig, type Config } from '../../core/config.js';
+import { migrate } from '../../db/migrate.js';
+import { createPool } from '../../db/pool.js';
+import { createTallyWorker } from '../../workers/worker.js';
+
+// Worker state changes are noise in test output; warnings and errors still show.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+/**
+ * A test file's own slice of the shared stack: its own Postgres database, BigQuery dataset and
+ * Temporal task queue, so files running side by side never see each other's data.
+ */
+export interface TestTally {
+  config: Config;
+  db: pg.Pool;
+  rawEvents: RawEventStore;
+  temporal: Client;
+  zuora: ZuoraClient;
+  app: Awaited<ReturnType<typeof buildApp>>;
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+export async function startTestTally(overrides: Record<string, string> = {}): Promise<TestTally> {
+  const suffix = randomBytes(4).toString('hex');
+  const stackEnv = inject('stackEnv');
+  const database = `test_${suffix}`;
+  const admin = new pg.Client({ connectionString: stackEnv.DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database}`);
+  await admin.end();
+  const url = new URL(stackEnv.DATABASE_URL!);
+  url.pathname = `/${database}`;
+
+  const config = loadConfig({
+    ...stackEnv,
+    DATABASE_URL: url.toString(),
+    BIGQUERY_DATASET: `test_${suffix}`,
+    TEMPORAL_TASK_QUEUE: `test-${suffix}`,
+    ...overrides,
+  });
+  const db = createPool(config.DATABASE_URL, 5);
+  await migrate(db);
+  const rawEvents = new RawEventStore(
+    createBigQuery({ projectId: config.BIGQUERY_PROJECT, apiEndpoint: config.BIGQUERY_API_ENDPOINT }),
+    config.BIGQUERY_DATASET,
+    config.BIGQUERY_EVENTS_TABLE,
+  );
+  await rawEvents.ensureTable();
+  const zuora = new ZuoraClient({ baseUrl: config.ZUORA_BASE_URL, clientId: config.ZUORA_CLIENT_ID, clientSecret: config.ZUORA_CLIENT_SECRET });
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const temporal = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createTallyWorker({
+    connection: nativeConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activities: createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS }),
+    workflows: { workflowBundle: { codePath: inject('workflowBundlePath') } },
+  });
+  const running = worker.run();
+  const app = await buildApp({ config, db, temporal, zuora });
+  return {
+    config, db, rawEvents, temporal, zuora, app, worker,
+    async close() {
+      await app.close();
+      worker.shutdown();
+      await running;
+      await Promise.allSettled([db.end(), clientConnection.close(), nativeConnection.close()]);
+    },
+  };
+}

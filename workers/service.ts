@@ -1,0 +1,89 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import http from 'node:http';
+import client from 'prom-client';
+import { createActivities } from '../activities/index.js';
+import { createBigQuery } from '../activities/bigquery-client.js';
+import { RawEventStore } from '../activities/raw-events.js';
+import { ZuoraClient } from '../activities/zuora-client.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { migrate } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { ensureSchedules } from './schedules.js';
+import { taskQueue } from './task-queues.js';
+import { createTallyWorker, type WorkflowSource } from './worker.js';
+
+export interface WorkerService {
+  metricsUrl: string;
+  schedules: string[];
+  stop(): Promise<void>;
+}
+
+/** The worker process: dependencies, the Temporal worker, its Schedules and its /metrics. */
+export async function startWorkerService(config: Config, logger: Logger, opts: { workflows?: WorkflowSource } = {}): Promise<WorkerService> {
+  const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const applied = await migrate(db);
+  if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
+  const rawEvents = new RawEventStore(
+    createBigQuery({ projectId: config.BIGQUERY_PROJECT, apiEndpoint: config.BIGQUERY_API_ENDPOINT }),
+    config.BIGQUERY_DATASET,
+    config.BIGQUERY_EVENTS_TABLE,
+  );
+  await rawEvents.ensureTable();
+  const zuora = new ZuoraClient({ baseUrl: config.ZUORA_BASE_URL, clientId: config.ZUORA_CLIENT_ID, clientSecret: config.ZUORA_CLIENT_SECRET });
+  const activities = createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS });
+
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const temporal = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const schedules = await ensureSchedules(temporal, taskQueue(config));
+  const worker: Worker = await createTallyWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: taskQueue(config),
+    activities,
+    workflows: opts.workflows,
+  });
+  const running = worker.run();
+  running.catch((err) => logger.error({ err }, 'worker stopped with an error'));
+
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'tally_worker_' });
+  const workerState = new client.Gauge({
+    name: 'tally_worker_running',
+    help: '1 while the Temporal worker polls its task queue',
+    registers: [registry],
+    collect() {
+      this.set(worker.getState() === 'RUNNING' ? 1 : 0);
+    },
+  });
+  void workerState;
+  const metricsServer = http.createServer(async (req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+  });
+  await new Promise<void>((resolve) => metricsServer.listen(config.WORKER_METRICS_PORT, config.API_HOST, resolve));
+  const address = metricsServer.address();
+  const port = typeof address === 'object' && address ? address.port : config.WORKER_METRICS_PORT;
+  logger.info({ taskQueue: taskQueue(config), schedules, metricsPort: port }, 'worker started');
+
+  return {
+    metricsUrl: `http://${config.API_HOST}:${port}/metrics`,
+    schedules,
+    async stop() {
+      worker.shutdown();
+      await running.catch(() => undefined);
+      await Promise.allSettled([
+        new Promise((resolve) => metricsServer.close(resolve)),
+        connection.close(),
+        clientConnection.close(),
+        db.end(),
+      ]);
+      logger.info('worker stopped');
+    },
+  };
+}

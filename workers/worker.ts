@@ -1,0 +1,31 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createRequire } from 'node:module';
+import type { Activities } from '../activities/index.js';
+
+const require = createRequire(import.meta.url);
+
+/** Where the workflow code is: a bundle made once (tests) or the source bundled at start. */
+export type WorkflowSource = { workflowBundle: { codePath: string } } | { workflowsPath: string };
+
+export const workflowsPath = require.resolve('../workflows/index.ts');
+
+export async function createTallyWorker(opts: {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  activities: Activities;
+  workflows?: WorkflowSource;
+  identity?: string;
+}): Promise<Worker> {
+  const options: WorkerOptions = {
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    activities: opts.activities,
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.workflows ?? { workflowsPath }),
+    // Let running activities finish (or heartbeat-fail) on shutdown instead of being cut off.
+    shutdownGraceTime: '10 seconds',
+  };
+  return Worker.create(options);
+}

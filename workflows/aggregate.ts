@@ -1,0 +1,13 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type * as activities from '../activities/index.js';
+import type { BillingDay } from '../core/billing-day.js';
+
+const { aggregateDay } = proxyActivities<activities.Activities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
+});
+
+/** aggregate-<day>: makes the day's usage lines in Postgres equal to the deduplicated raw events. */
+export async function aggregateDayWorkflow(day: BillingDay): Promise<Awaited<ReturnType<activities.Activities['aggregateDay']>>> {
+  return aggregateDay(day);
+}

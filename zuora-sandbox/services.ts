@@ -1,0 +1,12 @@
+import type { TokenStore } from './auth.js';
+import type { IdempotencyGuard } from './idempotency.js';
+import type { UsageImporter } from './importer.js';
+import type { SandboxState } from './state.js';
+
+/** What the sandbox's route plugins are built from; `buildZuoraSandbox` makes one set per app. */
+export interface SandboxServices {
+  state: SandboxState;
+  tokens: TokenStore;
+  importer: UsageImporter;
+  idempotency: IdempotencyGuard;
+}
