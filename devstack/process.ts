@@ -29,7 +29,15 @@ export function startProcess(
   name: string,
   command: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; logFile: string; cwd?: string },
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    logFile: string;
+    cwd?: string;
+    /** The signal that stops it quickly and cleanly (Postgres: SIGINT, its "fast" shutdown). */
+    stopSignal?: NodeJS.Signals;
+    /** Run as this user (Postgres refuses to run as root). */
+    user?: { uid: number; gid: number };
+  },
 ): ManagedProcess {
   const log = fs.openSync(opts.logFile, 'a');
   // Own process group: a Ctrl-C in the terminal reaches the parent only, which stops children in order.
@@ -38,6 +46,7 @@ export function startProcess(
     cwd: opts.cwd,
     detached: true,
     stdio: ['ignore', log, log],
+    ...(opts.user ?? {}),
   });
   fs.closeSync(log);
   running.add(child);
@@ -48,7 +57,7 @@ export function startProcess(
     async stop(timeoutMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      killGroup(child, 'SIGTERM');
+      killGroup(child, opts.stopSignal ?? 'SIGTERM');
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), timeoutMs);
       await exited;
       clearTimeout(timer);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
@@ -371,5 +371,11 @@ describe('persistence', () => {
     ]);
     const imports = (await after.inject({ method: 'GET', url: '/sandbox/imports' })).json().imports;
     expect(imports.map((i: Record<string, unknown>) => i.status)).toEqual(['Completed', 'Completed']);
+  });
+
+  it('refuses to start on a data file it cannot read, rather than start over empty', async () => {
+    const dataFile = path.join(dataDir, 'corrupt.json');
+    writeFileSync(dataFile, '{"version": 1, "accounts": [');
+    await expect(buildZuoraSandbox({ ...CLIENT, dataFile })).rejects.toMatchObject({ code: 'ZUORA_SANDBOX_DATA_FILE' });
   });
 });

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
 import http from 'node:http';
 import client from 'prom-client';
 import { createActivities } from '../activities/index.js';
@@ -22,6 +22,7 @@ export interface WorkerService {
 
 /** The worker process: dependencies, the Temporal worker, its Schedules and its /metrics. */
 export async function startWorkerService(config: Config, logger: Logger, opts: { workflows?: WorkflowSource } = {}): Promise<WorkerService> {
+  installSdkLogging(config, logger);
   const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
@@ -75,7 +76,8 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
     metricsUrl: `http://${config.API_HOST}:${port}/metrics`,
     schedules,
     async stop() {
-      worker.shutdown();
+      // The SDK may already be shutting down on the same signal.
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running.catch(() => undefined);
       await Promise.allSettled([
         new Promise((resolve) => metricsServer.close(resolve)),
@@ -86,4 +88,20 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
       logger.info('worker stopped');
     },
   };
+}
+
+/** The SDK's own logs go through pino too, so the worker writes one JSON line per record. */
+function installSdkLogging(config: Config, logger: Logger): void {
+  const sdkLevel = ({ trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN' } as Record<string, LogLevel>)[config.LOG_LEVEL] ?? 'ERROR';
+  const sdk = logger.child({ component: 'temporal-sdk' });
+  try {
+    Runtime.install({
+      logger: new DefaultLogger(sdkLevel, ({ level, message, meta }) => {
+        const method = level === 'WARN' ? 'warn' : level === 'ERROR' ? 'error' : level === 'TRACE' ? 'trace' : level === 'DEBUG' ? 'debug' : 'info';
+        sdk[method](meta ?? {}, message);
+      }),
+    });
+  } catch {
+    // Installed already (a second service in this process): the first one's logger stays.
+  }
 }

@@ -1,6 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type {
   Account,
   IdempotentResponse,
@@ -11,24 +9,17 @@ import type {
   UsageStatus,
   UsageWrite,
 } from './model.js';
+import { readSnapshot, writeSnapshot } from './data-file.js';
 import { zuoraDateTime } from './usage-values.js';
 
 /** Zuora's object ids: 32 lower-case hex characters. */
 export function newZuoraId(): string {
-  return randomBytes(16).toString('hex');
+  // A UUID's 32 hex digits: random enough, and far cheaper than randomBytes for 100k-row imports.
+  return randomUUID().replaceAll('-', '');
 }
 
 /** Zuora forgets an Idempotency-Key 24 hours after it was first used. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
-
-/** A data file the sandbox cannot use; it stops rather than start over on an empty tenant. */
-export class SandboxDataFileError extends Error {
-  readonly code = 'ZUORA_SANDBOX_DATA_FILE';
-  constructor(file: string, reason: string) {
-    super(`cannot use Zuora sandbox data file ${file}: ${reason}`);
-    this.name = 'SandboxDataFileError';
-  }
-}
 
 export interface UsageOrigin {
   sourceName: UsageSource;
@@ -94,10 +85,8 @@ export class SandboxState {
 
   static open(dataFile?: string): SandboxState {
     const state = new SandboxState(dataFile);
-    if (dataFile) {
-      mkdirSync(dirname(dataFile), { recursive: true });
-      if (existsSync(dataFile)) state.restore(dataFile);
-    }
+    const snapshot = dataFile ? readSnapshot(dataFile) : undefined;
+    if (snapshot) state.restore(snapshot);
     return state;
   }
 
@@ -291,16 +280,7 @@ export class SandboxState {
     };
   }
 
-  private restore(file: string): void {
-    let snapshot: SandboxSnapshot;
-    try {
-      snapshot = JSON.parse(readFileSync(file, 'utf8')) as SandboxSnapshot;
-    } catch (error) {
-      throw new SandboxDataFileError(file, `not readable JSON (${(error as Error).message})`);
-    }
-    if (snapshot?.version !== 1) {
-      throw new SandboxDataFileError(file, `unknown layout version ${JSON.stringify(snapshot?.version)}`);
-    }
+  private restore(snapshot: SandboxSnapshot): void {
     this.nextAccountSequence = snapshot.nextAccountSequence;
     for (const account of snapshot.accounts) {
       this.accounts.set(account.id, account);
@@ -316,8 +296,6 @@ export class SandboxState {
 
   private persist(): void {
     if (!this.dataFile || this.batchDepth > 0) return;
-    const tmp = `${this.dataFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.snapshot()));
-    renameSync(tmp, this.dataFile);
+    writeSnapshot(this.dataFile, this.snapshot());
   }
 }
