@@ -1,0 +1,56 @@
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGGREGATION_SCHEDULE_ID, UPLOAD_SCHEDULE_ID, ensureSchedules } from '../workers/schedules.js';
+import { startTestTally, type TestTally } from './support/stack.js';
+
+// Schedules take their day from the schedule's time, so a backfill of a past range does those days.
+
+let tally: TestTally;
+
+beforeAll(async () => {
+  tally = await startTestTally();
+});
+afterAll(async () => {
+  await tally?.close();
+});
+
+async function waitForCompletion(workflowId: string): Promise<Awaited<ReturnType<ReturnType<TestTally['temporal']['workflow']['getHandle']>['describe']>>> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const description = await tally.temporal.workflow.getHandle(workflowId).describe();
+      if (description.status.name !== 'RUNNING') return description;
+    } catch {
+      // not started yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${workflowId} did not complete`);
+}
+
+describe('schedules', () => {
+  it('are created once and brought up to date on every start', async () => {
+    expect(await ensureSchedules(tally.temporal, tally.config.TEMPORAL_TASK_QUEUE)).toEqual([AGGREGATION_SCHEDULE_ID, UPLOAD_SCHEDULE_ID]);
+    await ensureSchedules(tally.temporal, tally.config.TEMPORAL_TASK_QUEUE);
+    const aggregation = await tally.temporal.schedule.getHandle(AGGREGATION_SCHEDULE_ID).describe();
+    expect(aggregation.action).toMatchObject({ workflowType: 'scheduledAggregationWorkflow', taskQueue: tally.config.TEMPORAL_TASK_QUEUE });
+    expect(aggregation.spec.intervals).toEqual([{ every: 3_600_000, offset: 300_000 }]);
+    const upload = await tally.temporal.schedule.getHandle(UPLOAD_SCHEDULE_ID).describe();
+    expect(upload.action).toMatchObject({ workflowType: 'scheduledUploadWorkflow' });
+  });
+
+  it('aggregate, on a backfill, the open days of the scheduled time, not of today', async () => {
+    // Data for a past day, straight into BigQuery as the ingest workflow would write it.
+    await tally.rawEvents.insert(
+      [{ key: 'backfill-1', instanceId: 'inst-backfill', occurredAt: '2026-03-10T04:00:00.000Z', day: '2026-03-10' as never, amounts: { samples: 42 }, metadata: {} }],
+      'backfill-batch', '2026-03-10T04:00:01.000Z',
+    );
+    const schedule = tally.temporal.schedule.getHandle(AGGREGATION_SCHEDULE_ID);
+    await schedule.backfill({ start: new Date('2026-03-10T05:00:00Z'), end: new Date('2026-03-10T05:59:59Z'), overlap: ScheduleOverlapPolicy.ALLOW_ALL });
+    const [previous, day] = await Promise.all([waitForCompletion('aggregate-2026-03-09'), waitForCompletion('aggregate-2026-03-10')]);
+    expect(previous.status.name).toBe('COMPLETED');
+    expect(day.status.name).toBe('COMPLETED');
+    expect(day.searchAttributes.BillingDay).toEqual(['2026-03-10']);
+    const { rows } = await tally.db.query("SELECT internal_instance_id, total FROM usage_daily WHERE billing_day = '2026-03-10'");
+    expect(rows).toEqual([{ internal_instance_id: 'inst-backfill', total: '42' }]);
+  });
+});
