@@ -3,7 +3,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import type { ApiDeps } from './context.js';
+import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
+import { batchRoutes } from './routes/batches.js';
 import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
 import { usageRoutes } from './routes/usage.js';
@@ -26,6 +28,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
     },
   });
   await app.register(metricsPlugin);
+  await app.register(gzipBodyPlugin);
 
   // Every error answers { code, message, field? }: validation errors name the field.
   app.setErrorHandler((err: { validation?: { instancePath: string; message?: string }[]; statusCode?: number; code?: string; message: string }, req, reply) => {
@@ -42,6 +45,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(eventRoutes);
+  await app.register(batchRoutes);
   await app.register(usageRoutes);
   await app.register(adminRoutes);
   return app as unknown as FastifyInstance;
