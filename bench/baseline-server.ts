@@ -1,0 +1,17 @@
+// The baseline of the ingest benchmark: a bare Fastify endpoint that parses and validates the
+// same batches as Tally's ingest, and stores nothing.
+import Fastify from 'fastify';
+import { loadConfig } from '../core/config.js';
+import { validateEvent } from '../core/usage-event.js';
+
+const config = loadConfig();
+const rules = { amountTypes: config.amountTypes, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS, futureToleranceMs: 300_000, maxMetadataEntries: 64 };
+const app = Fastify({ bodyLimit: config.MAX_BODY_BYTES });
+app.get('/healthz', async () => ({ ok: true }));
+app.post('/v1/events', async (req) => {
+  const now = Date.now();
+  const events = (req.body as { events: unknown[] }).events;
+  return { results: events.map((e, index) => ({ index, status: validateEvent(e, rules, now).ok ? 'accepted' : 'invalid' })) };
+});
+await app.listen({ host: '127.0.0.1', port: config.API_PORT });
+process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));

@@ -1,0 +1,143 @@
+// Ingest benchmark: (1) a bare Fastify endpoint that only parses and validates the batches,
+// (2) Tally's ingest with the whole stack up (API and worker as their own processes), both loaded
+// from this process over loopback with autocannon. Writes docs/benchmarks.md.
+//   npm run bench:ingest -- [--batch 500] [--requests 600] [--connections 16]
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { billingDayOf } from '../core/billing-day.js';
+import { startLocalStack } from '../devstack/index.js';
+import { freePort } from '../devstack/process.js';
+import { projectRoot } from '../devstack/tools.js';
+
+const { values: args } = parseArgs({
+  options: {
+    batch: { type: 'string', default: '500' },
+    requests: { type: 'string', default: '600' },
+    connections: { type: 'string', default: '16' },
+  },
+});
+const batchSize = Number(args.batch);
+const requests = Number(args.requests);
+const connections = Number(args.connections);
+
+interface Run { eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number }
+
+function bodies(prefix: string, count: number): string[] {
+  const day = billingDayOf(Date.now());
+  return Array.from({ length: count }, (_, r) => JSON.stringify({
+    events: Array.from({ length: batchSize }, (_, i) => ({
+      uniqueKey: `${prefix}-${r}-${i}`,
+      internalInstanceId: `bench-instance-${i % 50}`,
+      timestamp: `${day}T00:${String(i % 60).padStart(2, '0')}:00Z`,
+      amounts: { 'container-seconds': 1 + (i % 3600), 'node-seconds': 60 },
+      metadata: { service: 'bench' },
+    })),
+  }));
+}
+
+async function load(url: string, label: string, opts: { rate?: number }): Promise<Run> {
+  const payloads = bodies(`${label}-${randomBytes(4).toString('hex')}`, requests);
+  let next = 0;
+  const result = await autocannon({
+    url: `${url}/v1/events`,
+    method: 'POST',
+    connections: opts.rate ? Math.max(2, Math.ceil(connections / 2)) : connections,
+    amount: requests,
+    overallRate: opts.rate,
+    timeout: 30,
+    headers: { 'content-type': 'application/json' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: payloads[next++ % payloads.length] }) }],
+  });
+  const seconds = result.duration;
+  const ok = result['2xx'];
+  process.stderr.write(`  ${label}${opts.rate ? ` at ${opts.rate} req/s` : ''}: ${ok}/${requests} ok in ${seconds.toFixed(1)} s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms\n`);
+  return {
+    requestsPerSecond: ok / seconds,
+    eventsPerSecond: (ok * batchSize) / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+function startChild(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
+  const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
+  return spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), [script], {
+    cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', log, log],
+  });
+}
+
+async function waitForHttp(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+const dataDir = path.join(projectRoot, '.data', `bench-${process.pid}`);
+fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+const children: ChildProcess[] = [];
+const stack = await startLocalStack({ dataDir, persistent: false, ports: 'free' });
+try {
+  const env = { ...stack.env, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()) };
+  const baselinePort = await freePort();
+  const apiPort = await freePort();
+  children.push(startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs')));
+  children.push(startChild('worker', 'workers/main.ts', env, path.join(dataDir, 'logs')));
+  const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  children.push(startChild('api', 'api/main.ts', { ...env, API_PORT: String(apiPort) }, path.join(dataDir, 'logs')));
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  await waitForHttp(`${apiUrl}/healthz`);
+  await waitForHttp(`${baselineUrl}/healthz`).catch(() => undefined);
+
+  process.stderr.write(`Ingest benchmark: ${requests} requests of ${batchSize} events, ${connections} connections\n`);
+  await load(baselineUrl, 'warm-up baseline', {});
+  const baseline = await load(baselineUrl, 'baseline', {});
+  await load(apiUrl, 'warm-up tally', {});
+  const tally = await load(apiUrl, 'tally', {});
+  const half = Math.max(1, Math.floor(tally.requestsPerSecond / 2));
+  const tallyHalf = await load(apiUrl, 'tally half load', { rate: half });
+  const baselineHalf = await load(baselineUrl, 'baseline half load', { rate: Math.max(1, Math.floor(baseline.requestsPerSecond / 2)) });
+
+  const ratio = tally.eventsPerSecond / baseline.eventsPerSecond;
+  const row = (name: string, max: Run, halfRun: Run) =>
+    `| ${name} | ${Math.round(max.eventsPerSecond).toLocaleString('en-US')} | ${max.requestsPerSecond.toFixed(1)} | ${halfRun.p50} | ${halfRun.p99} | ${max.errors + halfRun.errors} |`;
+  const section = [
+    '## Ingest (`npm run bench:ingest`)',
+    '',
+    `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
+    `${requests} requests of ${batchSize} events (2 amount types each), ${connections} connections, loopback; latency at half of each one's maximum rate.`,
+    '',
+    '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    row('baseline: bare Fastify, parse + validate', baseline, baselineHalf),
+    row('Tally: durable ingest, whole stack up', tally, tallyHalf),
+    '',
+    `Ratio Tally / baseline: **${ratio.toFixed(2)}**. Targets: ≥ 50,000 events/s, ratio ≥ 0.5, p99 ≤ 50 ms at half load.`,
+    '',
+  ].join('\n');
+  process.stderr.write(`\n${section}\n`);
+  writeSection('docs/benchmarks.md', '## Ingest', section);
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+  await stack.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** Replaces this benchmark's section of the results file, keeping the others. */
+function writeSection(file: string, heading: string, section: string): void {
+  const target = path.join(projectRoot, file);
+  const existing = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '# Benchmarks\n\nEach section is written by its benchmark; the baseline is measured in the same run.\n\n';
+  const parts = existing.split(/(?=^## )/m);
+  const kept = parts.filter((p) => !p.startsWith(heading));
+  const head = kept.filter((p) => !p.startsWith('## '));
+  const others = kept.filter((p) => p.startsWith('## '));
+  fs.writeFileSync(target, [...head, ...others, `${section}\n`].join(''));
+}
