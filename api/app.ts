@@ -3,10 +3,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import type { ApiDeps } from './context.js';
+import { apiKeyAuthPlugin } from './plugins/api-key-auth.js';
 import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { batchRoutes } from './routes/batches.js';
 import { adminRoutes } from './routes/admin.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
 import { eventRoutes } from './routes/events.js';
 import { usageRoutes } from './routes/usage.js';
 import { ErrorBody } from './schemas.js';
@@ -25,10 +27,12 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
     openapi: {
       info: { title: 'Tally', version: '0.1.0', description: 'Usage ingest, billing and admin API' },
       tags: [{ name: 'ingest' }, { name: 'billing' }, { name: 'admin' }],
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A producer API key, tally_key_…, from POST /admin/api-keys' } } },
     },
   });
   await app.register(metricsPlugin);
   await app.register(gzipBodyPlugin);
+  await app.register(apiKeyAuthPlugin);
 
   // Every error answers { code, message, field? }: validation errors name the field.
   app.setErrorHandler((err: { validation?: { instancePath: string; message?: string }[]; statusCode?: number; code?: string; message: string }, req, reply) => {
@@ -48,5 +52,6 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   await app.register(batchRoutes);
   await app.register(usageRoutes);
   await app.register(adminRoutes);
+  await app.register(apiKeyRoutes);
   return app as unknown as FastifyInstance;
 }

@@ -1,6 +1,9 @@
 // `npm start`: the whole of Tally on embedded defaults, data kept in .data/local across restarts.
 // Any piece given from outside (TEMPORAL_ADDRESS, DATABASE_URL, BIGQUERY_API_ENDPOINT, ZUORA_BASE_URL) is used instead.
+import fs from 'node:fs';
 import path from 'node:path';
+import { ApiKeys } from '../api/api-keys.js';
+import { createPool } from '../db/pool.js';
 import { startApiService } from '../api/service.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
@@ -64,7 +67,9 @@ try {
   stops.push(worker.stop);
   const api = await startApiService(config, createLogger(config.LOG_LEVEL, 'tally-api'));
   stops.push(api.stop);
+  const devKey = await ensureDevApiKey(config.DATABASE_URL);
   places.push(
+    { name: 'Producer API key', where: `${devKey} (in .data/local/dev-api-key)` },
     { name: 'Worker metrics', where: worker.metricsUrl },
     { name: 'API', where: api.url },
     { name: 'API metrics', where: `${api.url}/metrics` },
@@ -77,4 +82,20 @@ try {
 } catch (err) {
   logger.error({ err }, 'Tally failed to start');
   await stopAll(1);
+}
+
+/** A producer key for local use, kept in a file so the README's curl works across restarts. */
+async function ensureDevApiKey(databaseUrl: string): Promise<string> {
+  const file = path.join(dataDir, 'dev-api-key');
+  const db = createPool(databaseUrl, 1);
+  try {
+    const keys = new ApiKeys(db);
+    const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
+    if (existing && (await keys.check(`Bearer ${existing}`, 'ingest')).ok) return existing;
+    const { key } = await keys.issue('local development (npm start)', ['ingest']);
+    fs.writeFileSync(file, `${key}\n`, { mode: 0o600 });
+    return key;
+  } finally {
+    await db.end();
+  }
 }

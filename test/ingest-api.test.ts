@@ -25,7 +25,7 @@ describe('gzip request bodies', () => {
   it('are accepted', async () => {
     const res = await tally.app.inject({
       method: 'POST', url: '/v1/events',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      headers: { ...tally.auth, 'content-type': 'application/json', 'content-encoding': 'gzip' },
       payload: gzipSync(JSON.stringify({ events: [event(1), event(2)] })),
     });
     expect(res.statusCode).toBe(200);
@@ -36,7 +36,7 @@ describe('gzip request bodies', () => {
     const padding = 'x'.repeat(200 * 1024); // compresses to a few hundred bytes
     const res = await tally.app.inject({
       method: 'POST', url: '/v1/events',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      headers: { ...tally.auth, 'content-type': 'application/json', 'content-encoding': 'gzip' },
       payload: gzipSync(JSON.stringify({ events: [{ ...event(3), metadata: { padding } }] })),
     });
     expect(res.statusCode).toBe(413);
@@ -45,7 +45,7 @@ describe('gzip request bodies', () => {
   it('other encodings get 415 naming the encoding', async () => {
     const res = await tally.app.inject({
       method: 'POST', url: '/v1/events',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'br' },
+      headers: { ...tally.auth, 'content-type': 'application/json', 'content-encoding': 'br' },
       payload: '{}',
     });
     expect(res.statusCode).toBe(415);
@@ -55,21 +55,58 @@ describe('gzip request bodies', () => {
 
 describe('batch status', () => {
   it('follows a batch from accepted to written, with its workflow link', async () => {
-    const res = await tally.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [event(10), event(11), event(12)] } });
+    const res = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [event(10), event(11), event(12)] } });
     const { batchId, workflowId } = res.json();
-    const first = await tally.app.inject({ method: 'GET', url: `/v1/batches/${batchId}` });
+    const first = await tally.app.inject({ method: 'GET', url: `/v1/batches/${batchId}`, headers: tally.auth });
     expect(first.statusCode).toBe(200);
     expect(first.json()).toMatchObject({ batchId, eventCount: 3, workflowId, temporalUrl: expect.stringContaining(workflowId) });
     expect(['accepted', 'written']).toContain(first.json().status);
     await tally.temporal.workflow.getHandle(workflowId).result();
-    const later = await tally.app.inject({ method: 'GET', url: `/v1/batches/${batchId}` });
+    const later = await tally.app.inject({ method: 'GET', url: `/v1/batches/${batchId}`, headers: tally.auth });
     expect(later.json()).toMatchObject({ status: 'written', writtenAt: expect.any(String) });
   });
 
   it('answers 404 for an unknown batch and 400 for a malformed id', async () => {
-    expect((await tally.app.inject({ method: 'GET', url: `/v1/batches/${randomUUID()}` })).statusCode).toBe(404);
-    const bad = await tally.app.inject({ method: 'GET', url: '/v1/batches/not-a-uuid' });
+    expect((await tally.app.inject({ method: 'GET', url: `/v1/batches/${randomUUID()}`, headers: tally.auth })).statusCode).toBe(404);
+    const bad = await tally.app.inject({ method: 'GET', url: '/v1/batches/not-a-uuid', headers: tally.auth });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'INVALID_REQUEST', field: 'batchId' });
+  });
+});
+
+describe('producer API keys', () => {
+  const post = (headers: Record<string, string>) =>
+    tally.app.inject({ method: 'POST', url: '/v1/events', headers, payload: { events: [event(20)] } });
+
+  it('refuses a request without a key, with a malformed or unknown key, and says which', async () => {
+    expect((await post({})).json()).toMatchObject({ code: 'API_KEY_MISSING' });
+    expect((await post({})).statusCode).toBe(401);
+    expect((await post({ authorization: 'Bearer hunter2' })).json()).toMatchObject({ code: 'API_KEY_MALFORMED' });
+    const forged = tally.auth.authorization.replace(/.{4}$/, 'AAAA');
+    expect((await post({ authorization: forged })).json()).toMatchObject({ code: 'API_KEY_UNKNOWN' });
+  });
+
+  it('issues a key once, lists it without its secret, and refuses it once revoked', async () => {
+    const issued = await tally.app.inject({ method: 'POST', url: '/admin/api-keys', payload: { name: 'scope service', scopes: ['ingest'] } });
+    expect(issued.statusCode).toBe(201);
+    const { id, key } = issued.json();
+    expect(key).toMatch(/^tally_key_[0-9a-f]{12}_/);
+    expect((await post({ authorization: `Bearer ${key}` })).statusCode).toBe(200);
+    const listed = await tally.app.inject({ method: 'GET', url: '/admin/api-keys' });
+    expect(listed.json().keys).toContainEqual({ id, name: 'scope service', scopes: ['ingest'], createdAt: expect.any(String), revokedAt: null });
+    expect(listed.body).not.toContain(key.slice(-43));
+    expect((await tally.app.inject({ method: 'DELETE', url: `/admin/api-keys/${id}` })).statusCode).toBe(204);
+    const refused = await post({ authorization: `Bearer ${key}` });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json()).toMatchObject({ code: 'API_KEY_REVOKED' });
+    expect((await tally.app.inject({ method: 'DELETE', url: '/admin/api-keys/key_000000000000' })).statusCode).toBe(404);
+  });
+
+  it('refuses a key without the ingest scope with 403', async () => {
+    const { id, key } = await tally.app.apiKeys.issue('reader', ['ingest']);
+    await tally.db.query("UPDATE api_keys SET scopes = '{usage:read}' WHERE id = $1", [id]);
+    const res = await post({ authorization: `Bearer ${key}` });
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'API_KEY_SCOPE', message: expect.stringContaining('may not ingest') });
   });
 });

@@ -36,14 +36,14 @@ describe('ingest when a dependency is down', () => {
   it('answers 503 with Retry-After and keeps nothing when Temporal is unreachable; the retry then succeeds', async () => {
     const deadTemporal = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${await freePort()}` }) });
     const app = await buildApp({ ...tally, temporal: deadTemporal });
-    const res = await app.inject({ method: 'POST', url: '/v1/events', payload: { events: [event(1), event(2)] } });
+    const res = await app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [event(1), event(2)] } });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(res.json()).toMatchObject({ code: 'INGEST_UNAVAILABLE', message: expect.stringContaining('temporal is unavailable') });
     expect(await keptRows()).toEqual({ keys: 0, batches: 0 });
     await app.close();
 
-    const retry = await tally.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [event(1), event(2)] } });
+    const retry = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [event(1), event(2)] } });
     expect(retry.statusCode).toBe(200);
     expect(retry.json().results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
     expect(await keptRows()).toEqual({ keys: 2, batches: 1 });
@@ -52,7 +52,7 @@ describe('ingest when a dependency is down', () => {
   it('answers 503 with Retry-After when Postgres is unreachable', async () => {
     const deadDb = createPool(`postgres://tally:tally@127.0.0.1:${await freePort()}/tally`, 1);
     const app = await buildApp({ ...tally, db: deadDb });
-    const res = await app.inject({ method: 'POST', url: '/v1/events', payload: { events: [event(3)] } });
+    const res = await app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [event(3)] } });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(res.json().message).toContain('postgres is unavailable');
@@ -64,13 +64,13 @@ describe('ingest when a dependency is down', () => {
 
 describe('ingest of bad input', () => {
   it('answers 400 naming the field when the body is not a batch of events', async () => {
-    const notJson = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json' }, payload: '{"events": [' });
+    const notJson = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: { ...tally.auth, 'content-type': 'application/json' }, payload: '{"events": [' });
     expect(notJson.statusCode).toBe(400);
-    const noEvents = await tally.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [] } });
+    const noEvents = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [] } });
     expect(noEvents.statusCode).toBe(400);
     expect(noEvents.json()).toMatchObject({ code: 'INVALID_REQUEST', field: 'events' });
     const tooMany = await tally.app.inject({
-      method: 'POST', url: '/v1/events',
+      method: 'POST', url: '/v1/events', headers: tally.auth,
       payload: { events: Array.from({ length: tally.config.MAX_EVENTS_PER_REQUEST + 1 }, (_, i) => event(1000 + i)) },
     });
     expect(tooMany.statusCode).toBe(400);
@@ -79,7 +79,7 @@ describe('ingest of bad input', () => {
 
   it('answers 400 with a result per event when every event is invalid, and keeps nothing', async () => {
     const res = await tally.app.inject({
-      method: 'POST', url: '/v1/events',
+      method: 'POST', url: '/v1/events', headers: tally.auth,
       payload: { events: [{ ...event(4), amounts: {} }, { ...event(5), internalInstanceId: '' }, 'not an object'] },
     });
     expect(res.statusCode).toBe(400);

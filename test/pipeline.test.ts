@@ -65,7 +65,7 @@ describe('the pipeline, end to end', () => {
       { ...event(5, { 'bogus-seconds': 5 }) },
       { ...event(6, { 'container-seconds': 5 }), timestamp: 'yesterday' },
     ];
-    const res = await tally.app.inject({ method: 'POST', url: '/v1/events', payload: { events } });
+    const res = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events } });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.results.map((r: { status: string }) => r.status)).toEqual([
@@ -80,12 +80,12 @@ describe('the pipeline, end to end', () => {
     expect(written).toEqual({ status: 'written', rows: 4 });
 
     // The producer retries the whole request: everything is a duplicate or conflict, nothing new is stored.
-    const retry = await tally.app.inject({ method: 'POST', url: '/v1/events', payload: { events: events.slice(0, 3) } });
+    const retry = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: events.slice(0, 3) } });
     expect(retry.json().results.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'duplicate', 'duplicate']);
     expect(retry.json().batchId).toBeNull();
 
     // A second batch, later the same day.
-    const more = await tally.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [event(7, { 'container-seconds': 200, 'node-seconds': 40 })] } });
+    const more = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [event(7, { 'container-seconds': 200, 'node-seconds': 40 })] } });
     expect(await tally.temporal.workflow.getHandle(more.json().workflowId).result()).toEqual({ status: 'written', rows: 2 });
   });
 

@@ -7,10 +7,12 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, db } = app.deps;
 
   app.get('/v1/batches/:batchId', {
+    onRequest: app.requireApiKey('ingest'),
     schema: {
       summary: 'Where the events of an accepted batch are',
       tags: ['ingest'],
       params: Type.Object({ batchId: Type.String({ format: 'uuid' }) }),
+      security: [{ apiKey: [] }],
       response: {
         200: Type.Object({
           batchId: Type.String(),

@@ -29,6 +29,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   };
 
   app.post('/v1/events', {
+    onRequest: app.requireApiKey('ingest'),
     bodyLimit: config.MAX_BODY_BYTES,
     schema: {
       summary: 'Report usage events',
@@ -45,6 +46,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
           description: 'UsageEvent objects (see the UsageEvent schema); each is validated separately',
         }),
       }),
+      security: [{ apiKey: [] }],
       response: { 200: IngestResponse, 400: Type.Union([IngestResponse, ErrorBody]), 503: ErrorBody },
     },
   }, async (req, reply) => {

@@ -28,6 +28,8 @@ export interface TestTally {
   zuora: ZuoraClient;
   app: Awaited<ReturnType<typeof buildApp>>;
   worker: Worker;
+  /** Headers bearing a live producer API key with the ingest scope. */
+  auth: { authorization: string };
   close(): Promise<void>;
 }
 
@@ -70,8 +72,10 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
   });
   const running = worker.run();
   const app = await buildApp({ config, db, temporal, zuora });
+  const { key } = await app.apiKeys.issue('test producer', ['ingest']);
   return {
     config, db, rawEvents, temporal, zuora, app, worker,
+    auth: { authorization: `Bearer ${key}` },
     async close() {
       await app.close();
       worker.shutdown();
