@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { createAggregateActivities } from './aggregate.js';
 import { createIngestActivities } from './ingest.js';
+import { createKeyLedgerActivities } from './key-ledger.js';
 import type { RawEventStore } from './raw-events.js';
 import { createUploadActivities } from './upload.js';
 import type { ZuoraClient } from './zuora-client.js';
@@ -11,6 +12,7 @@ export interface ActivityDeps {
   zuora: ZuoraClient;
   amountTypes: ReadonlyMap<string, string>;
   importPollMs: number;
+  backdatingWindowDays: number;
 }
 
 /** All of Tally's activities, built from their dependencies: tests pass real ones made for the test. */
@@ -19,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createIngestActivities(deps),
     ...createAggregateActivities(deps),
     ...createUploadActivities(deps),
+    ...createKeyLedgerActivities(deps),
   };
 }
 

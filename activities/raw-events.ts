@@ -120,6 +120,15 @@ export class RawEventStore {
     }));
   }
 
+  /** How many rows (copies included) an event key has: what a producer's "did it arrive once?" asks. */
+  async countRowsOfEvent(eventKey: string): Promise<number> {
+    const [rows] = await this.bigquery.query({
+      query: `SELECT COUNT(*) AS n FROM ${this.tableRef} WHERE event_key = @key`,
+      params: { key: eventKey },
+    });
+    return Number((rows as { n: number }[])[0]?.n ?? 0);
+  }
+
   /** Rows stored for a day, copies included: what tests and operators compare against. */
   async countRows(day: BillingDay): Promise<{ rows: number; distinctInsertIds: number }> {
     const [rows] = await this.bigquery.query({

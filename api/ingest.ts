@@ -3,7 +3,11 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
 import { lockBatchSql } from '../db/ingest-lock.js';
+import { claimKeys } from './key-ledger.js';
 import { ingestBatchWorkflow } from '../workflows/ingest.js';
+
+/** The steps of the ingest transaction, in order (docs/ingest.md). */
+export type CrashPoint = 'keys-claimed' | 'batch-stored' | 'workflow-started' | 'committed';
 
 export type EventResult =
   | { index: number; uniqueKey: string; status: 'accepted' | 'duplicate' | 'conflict' }
@@ -31,7 +35,16 @@ export class IngestUnavailableError extends Error {
  */
 export async function ingestEvents(
   events: readonly unknown[],
-  deps: { db: pg.Pool; temporal: Client; taskQueue: string; rules: EventRules; temporalTimeoutMs: number; now?: number },
+  deps: {
+    db: pg.Pool;
+    temporal: Client;
+    taskQueue: string;
+    rules: EventRules;
+    temporalTimeoutMs: number;
+    now?: number;
+    /** Called at each step of the protocol; tests throw here to stand for a crash at that point. */
+    crashPoint?: (point: CrashPoint, batchId: string) => void;
+  },
 ): Promise<IngestOutcome> {
   const now = deps.now ?? Date.now();
   const results: EventResult[] = new Array(events.length);
@@ -65,30 +78,18 @@ export async function ingestEvents(
   try {
     await client.query('BEGIN');
     await client.query(lockBatchSql, [batchId]);
-    const claimed = new Set(
-      (await client.query<{ event_key: string }>(
-        `INSERT INTO event_keys (event_key, payload_hash, batch_id)
-         SELECT k, h, $3 FROM unnest($1::text[], $2::bytea[]) AS c(k, h)
-         ON CONFLICT (event_key) DO NOTHING RETURNING event_key`,
-        [candidates.map((c) => c.event.key), candidates.map((c) => c.hash), batchId],
-      )).rows.map((r) => r.event_key),
-    );
-    const earlier = candidates.filter((c) => !claimed.has(c.event.key));
-    const earlierHashes = new Map(
-      earlier.length === 0 ? [] : (await client.query<{ event_key: string; payload_hash: Buffer }>(
-        'SELECT event_key, payload_hash FROM event_keys WHERE event_key = ANY($1)',
-        [earlier.map((c) => c.event.key)],
-      )).rows.map((r) => [r.event_key, r.payload_hash]),
-    );
-    for (const c of candidates) {
-      const status = claimed.has(c.event.key) ? 'accepted' : earlierHashes.get(c.event.key)?.equals(c.hash) ? 'duplicate' : 'conflict';
-      results[c.index] = { index: c.index, uniqueKey: c.event.key, status };
-    }
-    accepted = candidates.filter((c) => claimed.has(c.event.key)).sort((a, b) => a.index - b.index).map((c) => c.event);
+    const claims = await claimKeys(client, batchId, candidates.map((c) => ({ key: c.event.key, hash: c.hash })), {
+      now,
+      windowDays: deps.rules.backdatingWindowDays,
+    });
+    for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.event.key, status: claims.get(c.event.key)! };
+    deps.crashPoint?.('keys-claimed', batchId);
+    accepted = candidates.filter((c) => claims.get(c.event.key) === 'accepted').sort((a, b) => a.index - b.index).map((c) => c.event);
     if (accepted.length > 0) {
       await client.query('INSERT INTO ingest_batches (batch_id, events, event_count) VALUES ($1, $2, $3)', [
         batchId, JSON.stringify(accepted), accepted.length,
       ]);
+      deps.crashPoint?.('batch-stored', batchId);
       try {
         await deps.temporal.connection.withDeadline(Date.now() + deps.temporalTimeoutMs, () =>
           deps.temporal.workflow.start(ingestBatchWorkflow, {
@@ -101,8 +102,10 @@ export async function ingestEvents(
       } catch (err) {
         throw new IngestUnavailableError('temporal', err);
       }
+      deps.crashPoint?.('workflow-started', batchId);
     }
     await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
+    deps.crashPoint?.('committed', batchId);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release(true); // a connection that failed mid-transaction is not reused

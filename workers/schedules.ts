@@ -2,6 +2,7 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 
 export const AGGREGATION_SCHEDULE_ID = 'tally-aggregation-hourly';
 export const UPLOAD_SCHEDULE_ID = 'tally-upload-daily';
+export const MAINTENANCE_SCHEDULE_ID = 'tally-maintenance-daily';
 
 interface TallySchedule {
   scheduleId: string;
@@ -24,6 +25,12 @@ export async function ensureSchedules(client: Client, taskQueue: string): Promis
       note: "Settles yesterday and uploads it to Zuora.",
       spec: { calendars: [{ hour: 2, minute: 0 }] },
       action: { type: 'startWorkflow', workflowType: 'scheduledUploadWorkflow', workflowId: 'upload-daily', taskQueue, args: [] },
+    },
+    {
+      scheduleId: MAINTENANCE_SCHEDULE_ID,
+      note: 'Creates the key ledger partitions ahead and drops the expired weeks.',
+      spec: { calendars: [{ hour: 0, minute: 30 }] },
+      action: { type: 'startWorkflow', workflowType: 'maintainKeyLedgerWorkflow', workflowId: 'maintenance-daily', taskQueue, args: [] },
     },
   ];
   for (const s of schedules) {

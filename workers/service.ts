@@ -33,7 +33,9 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
   );
   await rawEvents.ensureTable();
   const zuora = new ZuoraClient({ baseUrl: config.ZUORA_BASE_URL, clientId: config.ZUORA_CLIENT_ID, clientSecret: config.ZUORA_CLIENT_SECRET });
-  const activities = createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS });
+  const activities = createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS });
+  // Partitions for this week and the next two exist before the first request claims a key.
+  logger.info(await activities.maintainKeyLedger(), 'key ledger maintained');
 
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });

@@ -3,3 +3,4 @@ export { ingestBatchWorkflow } from './ingest.js';
 export { aggregateDayWorkflow } from './aggregate.js';
 export { uploadDayWorkflow } from './upload.js';
 export { scheduledAggregationWorkflow, scheduledUploadWorkflow } from './scheduled.js';
+export { maintainKeyLedgerWorkflow } from './maintenance.js';

@@ -67,7 +67,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     connection: nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS }),
+    activities: createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS }),
     workflows: { workflowBundle: { codePath: inject('workflowBundlePath') } },
   });
   const running = worker.run();

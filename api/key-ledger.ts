@@ -1,0 +1,66 @@
+import type pg from 'pg';
+import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
+
+/** How far from a week's edge a claim also goes into the neighbouring week: more than any transaction lasts or clocks drift. */
+export const WEEK_EDGE_MS = 5 * 60_000;
+
+/** The Monday (UTC) starting the week of the instant: the key ledger's partition. */
+export function claimWeek(instant: number): BillingDay {
+  const day = billingDayOf(instant);
+  const dow = (new Date(`${day}T00:00:00Z`).getUTCDay() + 6) % 7; // Monday = 0
+  return addDays(day, -dow);
+}
+
+export type KeyClaim = 'accepted' | 'duplicate' | 'conflict';
+
+/**
+ * Claims event keys inside the caller's transaction. A key is `accepted` when no earlier claim
+ * exists within the dedupe window; otherwise the stored payload hash tells `duplicate` from
+ * `conflict`. The window: the current claim week(s) through unique indexes (a concurrent claim
+ * waits for the other transaction to end), and the earlier weeks kept through a lookup (their
+ * writers finished long ago).
+ */
+export async function claimKeys(
+  client: pg.PoolClient,
+  batchId: string,
+  keys: readonly { key: string; hash: Buffer }[],
+  opts: { now: number; windowDays: number },
+): Promise<Map<string, KeyClaim>> {
+  const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
+  const inserted = await client.query<{ claim_week: string; event_key: string }>(
+    `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
+     SELECT w, k, h, $4 FROM unnest($1::date[]) AS w, unnest($2::text[], $3::bytea[]) AS c(k, h)
+     ORDER BY k, w
+     ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING claim_week, event_key`,
+    [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId],
+  );
+  const weeksClaimed = new Map<string, number>();
+  for (const r of inserted.rows) weeksClaimed.set(r.event_key, (weeksClaimed.get(r.event_key) ?? 0) + 1);
+  const fresh = keys.filter((k) => weeksClaimed.get(k.key) === weeks.length).map((k) => k.key);
+
+  const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
+  const earlier = fresh.length === 0 ? [] : (await client.query<{ event_key: string }>(
+    `SELECT DISTINCT event_key FROM event_keys
+     WHERE claim_week >= $1 AND claim_week < $2 AND event_key = ANY($3)`,
+    [oldestWeek, weeks[0], fresh],
+  )).rows.map((r) => r.event_key);
+  const accepted = new Set(fresh);
+  for (const key of earlier) accepted.delete(key);
+
+  const notNew = keys.filter((k) => !accepted.has(k.key));
+  const result = new Map<string, KeyClaim>();
+  for (const k of keys) if (accepted.has(k.key)) result.set(k.key, 'accepted');
+  if (notNew.length === 0) return result;
+  // Undo this batch's partial claims, then compare with the claim that was there first.
+  await client.query('DELETE FROM event_keys WHERE claim_week = ANY($1) AND event_key = ANY($2) AND batch_id = $3', [
+    weeks, notNew.map((k) => k.key), batchId,
+  ]);
+  const stored = new Map(
+    (await client.query<{ event_key: string; payload_hash: Buffer }>(
+      'SELECT DISTINCT ON (event_key) event_key, payload_hash FROM event_keys WHERE claim_week >= $1 AND event_key = ANY($2)',
+      [oldestWeek, notNew.map((k) => k.key)],
+    )).rows.map((r) => [r.event_key, r.payload_hash]),
+  );
+  for (const k of notNew) result.set(k.key, stored.get(k.key)?.equals(k.hash) ? 'duplicate' : 'conflict');
+  return result;
+}

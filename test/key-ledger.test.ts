@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { createKeyLedgerActivities } from '../activities/key-ledger.js';
+import { ingestEvents, type CrashPoint } from '../api/ingest.js';
+import { claimWeek } from '../api/key-ledger.js';
+import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
+import { startTestTally, type TestTally } from './support/stack.js';
+
+// The dedupe window and the ingest protocol's crash points, on the real Postgres and Temporal.
+
+let tally: TestTally;
+const run = randomBytes(3).toString('hex');
+
+beforeAll(async () => {
+  tally = await startTestTally();
+  // Partitions far enough either side for the clock games below.
+  await tally.db.query('SELECT tally_ensure_key_partitions($1::date, $2::date)', ['2026-01-01', '2027-12-31']);
+});
+afterAll(async () => {
+  await tally?.close();
+});
+
+function ingestAt(now: number, events: unknown[], crashPoint?: (p: CrashPoint, batchId: string) => void) {
+  return ingestEvents(events, {
+    db: tally.db,
+    temporal: tally.temporal,
+    taskQueue: tally.config.TEMPORAL_TASK_QUEUE,
+    rules: { amountTypes: tally.config.amountTypes, backdatingWindowDays: 35, futureToleranceMs: 300_000, maxMetadataEntries: 64 },
+    temporalTimeoutMs: 5_000,
+    now,
+    crashPoint,
+  });
+}
+
+const eventAt = (key: string, iso: string, samples = 1) => ({ uniqueKey: `${run}-${key}`, internalInstanceId: `inst-${run}`, timestamp: iso, amounts: { samples } });
+const statuses = (o: { results: { status: string }[] }) => o.results.map((r) => r.status);
+
+describe('the key ledger', () => {
+  it('still answers duplicate and conflict 30 days later, across weekly partitions', async () => {
+    const t0 = Date.parse('2026-06-03T10:00:00Z');
+    expect(statuses(await ingestAt(t0, [eventAt('late', '2026-06-02T10:00:00Z', 5)]))).toEqual(['accepted']);
+    const t30 = t0 + 30 * 86_400_000;
+    expect(claimWeek(t30)).not.toBe(claimWeek(t0));
+    const retry = await ingestAt(t30, [eventAt('late', '2026-06-02T10:00:00Z', 5), eventAt('late', '2026-06-02T10:00:00Z', 6)]);
+    expect(statuses(retry)).toEqual(['duplicate', 'conflict']);
+    expect(retry.batchId).toBeNull();
+  });
+
+  it('catches two claims of one key either side of a week boundary', async () => {
+    const sundayNight = Date.parse('2026-06-07T23:58:00Z'); // the week of Monday 2026-06-01 ends at midnight
+    const mondayMorning = Date.parse('2026-06-08T00:01:00Z');
+    expect(claimWeek(sundayNight)).toBe('2026-06-01');
+    expect(claimWeek(mondayMorning)).toBe('2026-06-08');
+    expect(statuses(await ingestAt(sundayNight, [eventAt('edge', '2026-06-07T23:00:00Z')]))).toEqual(['accepted']);
+    expect(statuses(await ingestAt(mondayMorning, [eventAt('edge', '2026-06-07T23:00:00Z')]))).toEqual(['duplicate']);
+    // Away from the edge a key sits in one week's partition only.
+    const { rows } = await tally.db.query('SELECT claim_week FROM event_keys WHERE event_key = $1', [`${run}-late`]);
+    expect(rows).toEqual([{ claim_week: '2026-06-01' }]);
+  });
+
+  it('expires whole weeks once they are older than the backdating window', async () => {
+    const maintain = createKeyLedgerActivities({ db: tally.db, backdatingWindowDays: 35 }).maintainKeyLedger;
+    const week = (d: string) => tally.db.query("SELECT to_regclass('event_keys_' || $1) IS NOT NULL AS present", [d.replace(/-/g, '')]).then((r) => r.rows[0].present);
+    expect(await week('2026-06-01')).toBe(true);
+    // On 2026-07-13 the window reaches back to 2026-06-07: the week of 2026-06-01 still holds a key that young.
+    expect((await maintain('2026-07-13' as BillingDay)).keptFrom).toBe('2026-06-07');
+    expect(await week('2026-06-01')).toBe(true);
+    const later = await maintain('2026-07-14' as BillingDay);
+    expect(later.dropped).toBeGreaterThan(0);
+    expect(await week('2026-06-01')).toBe(false);
+    expect(await week('2026-06-08')).toBe(true);
+    expect(await week(addDays('2026-07-14' as BillingDay, 14 - ((new Date('2026-07-14').getUTCDay() + 6) % 7)))).toBe(true);
+  });
+});
+
+describe('a crash at each step of the ingest transaction', () => {
+  const now = () => Date.now();
+  const today = billingDayOf(Date.now());
+
+  for (const point of ['keys-claimed', 'batch-stored', 'workflow-started'] as const) {
+    it(`at ${point}: nothing is kept and the retry is accepted once`, async () => {
+      const events = [eventAt(`crash-${point}`, `${today}T00:00:00Z`, 7)];
+      await expect(ingestAt(now(), events, (p) => { if (p === point) throw new Error(`crash at ${p}`); })).rejects.toThrow(/unavailable/);
+      const kept = await tally.db.query('SELECT count(*)::int AS n FROM event_keys WHERE event_key = $1', [`${run}-crash-${point}`]);
+      expect(kept.rows[0].n).toBe(0);
+      const retry = await ingestAt(now(), events);
+      expect(statuses(retry)).toEqual(['accepted']);
+      expect(await tally.temporal.workflow.getHandle(retry.workflowId!).result()).toEqual({ status: 'written', rows: 1 });
+    });
+  }
+
+  it('at workflow-started: the started workflow finds no batch and writes nothing', async () => {
+    let orphan = '';
+    await expect(ingestAt(now(), [eventAt('crash-orphan', `${today}T00:00:00Z`, 3)], (p, batchId) => {
+      if (p === 'workflow-started') {
+        orphan = `ingest-${batchId}`;
+        throw new Error('crash');
+      }
+    })).rejects.toThrow();
+    expect(await tally.temporal.workflow.getHandle(orphan).result()).toEqual({ status: 'abandoned', rows: 0 });
+  });
+
+  it('after the commit, before the answer: the retry is a duplicate and BigQuery gets one row', async () => {
+    const events = [eventAt('crash-committed', `${today}T00:00:00Z`, 11)];
+    await expect(ingestAt(now(), events, (p) => { if (p === 'committed') throw new Error('crash'); })).rejects.toThrow();
+    const retry = await ingestAt(now(), events);
+    expect(statuses(retry)).toEqual(['duplicate']);
+    const { rows } = await tally.db.query('SELECT batch_id FROM event_keys WHERE event_key = $1', [`${run}-crash-committed`]);
+    await tally.temporal.workflow.getHandle(`ingest-${rows[0].batch_id}`).result();
+    expect(await tally.rawEvents.countRowsOfEvent(`${run}-crash-committed`)).toBe(1);
+  });
+});
