@@ -12,6 +12,7 @@ import { apiKeyRoutes } from './routes/api-keys.js';
 import { eventRoutes } from './routes/events.js';
 import { usageRoutes } from './routes/usage.js';
 import { ErrorBody } from './schemas.js';
+import { TemporalHealth } from './temporal-health.js';
 
 /** The API: ingest, billing and admin routes, /metrics, /openapi.json, /healthz. */
 export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false): Promise<FastifyInstance> {
@@ -22,6 +23,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('deps', deps);
+  app.decorate('temporalHealth', new TemporalHealth(deps.temporal, 2_000));
   app.addSchema(ErrorBody);
   await app.register(swagger, {
     openapi: {

@@ -1,13 +1,12 @@
-import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
-import { lockBatchSql } from '../db/ingest-lock.js';
 import { claimKeys } from './key-ledger.js';
-import { ingestBatchWorkflow } from '../workflows/ingest.js';
+import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
+import type { TemporalHealth } from './temporal-health.js';
 
 /** The steps of the ingest transaction, in order (docs/ingest.md). */
-export type CrashPoint = 'keys-claimed' | 'batch-stored' | 'workflow-started' | 'committed';
+export type CrashPoint = 'keys-claimed' | 'batch-stored' | 'committed';
 
 export type EventResult =
   | { index: number; uniqueKey: string; status: 'accepted' | 'duplicate' | 'conflict' }
@@ -28,19 +27,18 @@ export class IngestUnavailableError extends Error {
 }
 
 /**
- * The durable acknowledgement. In one Postgres transaction: lock the batch id, claim the keys,
- * store the accepted events in the outbox, start ingest-<batchId> in Temporal, commit. A failure
- * before the commit rolls everything back (the retry succeeds); the workflow reads the batch
- * under the same lock, so it sees either the committed batch or none. docs/ingest.md has the proof.
+ * The durable acknowledgement. Temporal must answer (else 503: nothing is kept); then, in one
+ * Postgres transaction, claim the keys and store the accepted events in the outbox, which the
+ * drainer workflow takes to BigQuery. A failure before the commit rolls everything back, so the
+ * retry succeeds; after it, the retry is a duplicate. docs/ingest.md has each crash point.
  */
 export async function ingestEvents(
   events: readonly unknown[],
   deps: {
     db: pg.Pool;
-    temporal: Client;
+    temporalHealth: Pick<TemporalHealth, 'check'>;
     taskQueue: string;
     rules: EventRules;
-    temporalTimeoutMs: number;
     now?: number;
     /** Called at each step of the protocol; tests throw here to stand for a crash at that point. */
     crashPoint?: (point: CrashPoint, batchId: string) => void;
@@ -66,8 +64,13 @@ export async function ingestEvents(
 
   // Keys in a fixed order: two requests sharing keys lock them in the same order and cannot deadlock.
   const candidates = [...firstByKey.values()].sort((a, b) => (a.event.key < b.event.key ? -1 : 1));
+  try {
+    await deps.temporalHealth.check();
+  } catch (err) {
+    throw new IngestUnavailableError('temporal', err);
+  }
   const batchId = randomUUID();
-  const workflowId = `ingest-${batchId}`;
+  const workflowId = ingestDrainerWorkflowId(deps.taskQueue);
   let client: pg.PoolClient;
   try {
     client = await deps.db.connect();
@@ -77,7 +80,6 @@ export async function ingestEvents(
   let accepted: AcceptedEvent[] = [];
   try {
     await client.query('BEGIN');
-    await client.query(lockBatchSql, [batchId]);
     const claims = await claimKeys(client, batchId, candidates.map((c) => ({ key: c.event.key, hash: c.hash })), {
       now,
       windowDays: deps.rules.backdatingWindowDays,
@@ -90,19 +92,6 @@ export async function ingestEvents(
         batchId, JSON.stringify(accepted), accepted.length,
       ]);
       deps.crashPoint?.('batch-stored', batchId);
-      try {
-        await deps.temporal.connection.withDeadline(Date.now() + deps.temporalTimeoutMs, () =>
-          deps.temporal.workflow.start(ingestBatchWorkflow, {
-            workflowId,
-            taskQueue: deps.taskQueue,
-            args: [batchId],
-            workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          }),
-        );
-      } catch (err) {
-        throw new IngestUnavailableError('temporal', err);
-      }
-      deps.crashPoint?.('workflow-started', batchId);
     }
     await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
     deps.crashPoint?.('committed', batchId);

@@ -5,9 +5,13 @@ import type { Logger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { buildApp } from './app.js';
+import { eventRulesFromConfig } from './event-rules.js';
+import { startForwardServer } from './forward/server.js';
 
 export interface ApiService {
   url: string;
+  /** host:port of the Fluentd forward listener, when enabled. */
+  forwardAddress?: string;
   stop(): Promise<void>;
 }
 
@@ -23,6 +27,21 @@ export async function startApiService(config: Config, logger: Logger): Promise<A
   app.addHook('onClose', async () => {
     await Promise.allSettled([db.end(), connection.close()]);
   });
+  const forward = config.FORWARD_ENABLED
+    ? await startForwardServer({
+        host: config.FORWARD_HOST,
+        port: config.FORWARD_PORT,
+        deps: { db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules: eventRulesFromConfig(config) },
+        logger,
+        registry: app.metrics.registry,
+      })
+    : undefined;
+  // The forward listener finishes what it took before the pool it writes through closes.
+  if (forward) app.addHook('preClose', async () => forward.close());
   const url = await app.listen({ host: config.API_HOST, port: config.API_PORT });
-  return { url, stop: () => app.close() };
+  return {
+    url,
+    ...(forward ? { forwardAddress: `${config.FORWARD_HOST}:${forward.port}` } : {}),
+    stop: () => app.close(),
+  };
 }

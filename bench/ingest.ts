@@ -40,6 +40,8 @@ function bodies(prefix: string, count: number): string[] {
   }));
 }
 
+let authorization = '';
+
 async function load(url: string, label: string, opts: { rate?: number }): Promise<Run> {
   const payloads = bodies(`${label}-${randomBytes(4).toString('hex')}`, requests);
   let next = 0;
@@ -50,11 +52,12 @@ async function load(url: string, label: string, opts: { rate?: number }): Promis
     amount: requests,
     overallRate: opts.rate,
     timeout: 30,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization },
     requests: [{ setupRequest: (req) => ({ ...req, body: payloads[next++ % payloads.length] }) }],
   });
   const seconds = result.duration;
   const ok = result['2xx'];
+  if (result['2xx'] === 0) throw new Error(`${label}: no request succeeded (${result.non2xx} non-2xx, ${result.errors} errors)`);
   process.stderr.write(`  ${label}${opts.rate ? ` at ${opts.rate} req/s` : ''}: ${ok}/${requests} ok in ${seconds.toFixed(1)} s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms\n`);
   return {
     requestsPerSecond: ok / seconds,
@@ -85,7 +88,7 @@ fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
 const children: ChildProcess[] = [];
 const stack = await startLocalStack({ dataDir, persistent: false, ports: 'free' });
 try {
-  const env = { ...stack.env, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()) };
+  const env = { ...stack.env, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(await freePort()) };
   const baselinePort = await freePort();
   const apiPort = await freePort();
   children.push(startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs')));
@@ -94,6 +97,10 @@ try {
   children.push(startChild('api', 'api/main.ts', { ...env, API_PORT: String(apiPort) }, path.join(dataDir, 'logs')));
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await waitForHttp(`${apiUrl}/healthz`);
+  const issued = await fetch(`${apiUrl}/admin/api-keys`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench', scopes: ['ingest'] }),
+  });
+  authorization = `Bearer ${((await issued.json()) as { key: string }).key}`;
   await waitForHttp(`${baselineUrl}/healthz`).catch(() => undefined);
 
   process.stderr.write(`Ingest benchmark: ${requests} requests of ${batchSize} events, ${connections} connections\n`);

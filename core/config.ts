@@ -30,6 +30,10 @@ export const ConfigSchema = Type.Object({
 
   API_HOST: Type.String({ default: '127.0.0.1' }),
   API_PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  /** The Fluentd forward protocol listener for the original Go client (and any Fluentd sender). */
+  FORWARD_ENABLED: Type.Boolean({ default: true }),
+  FORWARD_HOST: Type.String({ default: '127.0.0.1' }),
+  FORWARD_PORT: Type.Integer({ default: 24225, minimum: 0, maximum: 65535 }),
   WORKER_METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535 }),
 
   /** `amount-type=ZUORA_UOM` pairs: the amount types Tally accepts and the Zuora unit each bills as. */

@@ -73,6 +73,7 @@ try {
     { name: 'Worker metrics', where: worker.metricsUrl },
     { name: 'API', where: api.url },
     { name: 'API metrics', where: `${api.url}/metrics` },
+    ...(api.forwardAddress ? [{ name: 'Fluentd forward', where: `${api.forwardAddress} (point the Go client's -billing.ingester here)` }] : []),
     { name: 'OpenAPI document', where: `${api.url}/openapi.json` },
     { name: 'Schedules', where: `${worker.schedules.join(', ')} (${config.TEMPORAL_UI_URL}/namespaces/${config.TEMPORAL_NAMESPACE}/schedules)` },
     { name: 'Data and logs', where: dataDir },

@@ -13,10 +13,11 @@ import { Client, Connection } from '@temporalio/client';
 import { EventTime as FluentEventTime, FluentClient } from '@fluent-org/logger';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { eventRulesFromConfig } from '../api/forward/rules.js';
+import { eventRulesFromConfig } from '../api/event-rules.js';
 import { startForwardServer, type ForwardServer, type ForwardServerOptions } from '../api/forward/server.js';
 import { addDays, billingDayOf } from '../core/billing-day.js';
 import { freePort } from '../devstack/process.js';
+import { TemporalHealth } from '../api/temporal-health.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // Tally's Fluentd forward listener against the real stack, fed by the real senders: Weave's Go
@@ -35,7 +36,7 @@ const instanceId = `inst-${run}`;
 
 beforeAll(async () => {
   tally = await startTestTally();
-  deps = { db: tally.db, temporal: tally.temporal, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, rules: eventRulesFromConfig(tally.config), temporalTimeoutMs: 5000 };
+  deps = { ...tally.ingestDeps, rules: eventRulesFromConfig(tally.config) };
   forward = await startForwardServer({ host: '127.0.0.1', port: 0, deps, logger, registry });
 });
 afterAll(async () => {
@@ -133,9 +134,7 @@ describe("Weave's Go billing client (fluent-logger-golang, MarshalAsJSON)", () =
     await vi.waitFor(async () => expect(await storedKeys(key)).toEqual(expected), { timeout: 15_000, interval: 100 });
 
     const { rows } = await tally.db.query<{ batch_id: string }>('SELECT DISTINCT batch_id FROM event_keys WHERE event_key LIKE $1', [`${key}%`]);
-    let written = 0;
-    for (const { batch_id } of rows) written += ((await tally.temporal.workflow.getHandle(`ingest-${batch_id}`).result()) as { rows: number }).rows;
-    expect(written).toBe(3);
+    for (const { batch_id } of rows) await tally.batchWritten(batch_id);
     expect(await tally.rawEvents.countRows(day)).toEqual({ rows: 3, distinctInsertIds: 3 });
     const stored = await tally.db.query('SELECT e FROM ingest_batches, jsonb_array_elements(events::jsonb) e WHERE e->>\'key\' LIKE $1 ORDER BY e->>\'key\'', [`${key}%`]);
     expect(stored.rows.map((r) => [r.e.occurredAt, r.e.amounts, r.e.metadata])).toEqual([
@@ -265,7 +264,7 @@ describe('bad input and outages', () => {
     const key = prefix();
     const lost = await count('lost');
     const deadTemporal = new Client({ connection: Connection.lazy({ address: `127.0.0.1:${await freePort()}` }) });
-    const down = await startForwardServer({ host: '127.0.0.1', port: 0, deps: { ...deps, temporal: deadTemporal, temporalTimeoutMs: 300 }, logger, registry, retryBudgetMs: 1500 });
+    const down = await startForwardServer({ host: '127.0.0.1', port: 0, deps: { ...deps, temporalHealth: new TemporalHealth(deadTemporal, 300) }, logger, registry, retryBudgetMs: 1500 });
     const frame = msgpack(['billing', t0(), record(`${key}1`, 'samples', 1), { chunk: 'held' }]);
     const started = Date.now();
     expect(await exchange(frame, { acks: 1, port: down.port })).toEqual({ acks: [], closed: true });

@@ -10,6 +10,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
+import { ensureIngestDrainer } from './ingest-drainer.js';
 import { ensureSchedules } from './schedules.js';
 import { taskQueue } from './task-queues.js';
 import { createTallyWorker, type WorkflowSource } from './worker.js';
@@ -41,6 +42,7 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
   const schedules = await ensureSchedules(temporal, taskQueue(config));
+  const drainer = await ensureIngestDrainer(temporal, taskQueue(config));
   const worker: Worker = await createTallyWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -72,7 +74,7 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
   await new Promise<void>((resolve) => metricsServer.listen(config.WORKER_METRICS_PORT, config.API_HOST, resolve));
   const address = metricsServer.address();
   const port = typeof address === 'object' && address ? address.port : config.WORKER_METRICS_PORT;
-  logger.info({ taskQueue: taskQueue(config), schedules, metricsPort: port }, 'worker started');
+  logger.info({ taskQueue: taskQueue(config), schedules, drainer, metricsPort: port }, 'worker started');
 
   return {
     metricsUrl: `http://${config.API_HOST}:${port}/metrics`,

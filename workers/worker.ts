@@ -16,6 +16,8 @@ export async function createTallyWorker(opts: {
   activities: Activities;
   workflows?: WorkflowSource;
   identity?: string;
+  /** How long running activities may finish after shutdown begins (the drainer's pass takes up to 10 s). */
+  shutdownGraceTime?: string;
 }): Promise<Worker> {
   const options: WorkerOptions = {
     connection: opts.connection,
@@ -25,7 +27,7 @@ export async function createTallyWorker(opts: {
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.workflows ?? { workflowsPath }),
     // Let running activities finish (or heartbeat-fail) on shutdown instead of being cut off.
-    shutdownGraceTime: '10 seconds',
+    shutdownGraceTime: (opts.shutdownGraceTime ?? '10 seconds') as WorkerOptions['shutdownGraceTime'],
   };
   return Worker.create(options);
 }

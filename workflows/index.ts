@@ -1,5 +1,5 @@
 // The worker's workflow bundle: every workflow Tally runs.
-export { ingestBatchWorkflow } from './ingest.js';
+export { drainIngestOutboxWorkflow } from './ingest.js';
 export { aggregateDayWorkflow } from './aggregate.js';
 export { uploadDayWorkflow } from './upload.js';
 export { scheduledAggregationWorkflow, scheduledUploadWorkflow } from './scheduled.js';

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ingestDrainerWorkflowId } from '../../core/ingest-drainer.js';
 import { workflowUrl } from '../../core/temporal-links.js';
 import { ErrorBody } from '../schemas.js';
 
@@ -29,15 +30,16 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
   }, async (req, reply) => {
-    const { rows } = await db.query<{ event_count: number; received_at: Date; written_at: Date | null }>(
-      'SELECT event_count, received_at, written_at FROM ingest_batches WHERE batch_id = $1',
+    const { rows } = await db.query<{ event_count: number; received_at: Date; written_at: Date | null; written_by: string | null }>(
+      'SELECT event_count, received_at, written_at, written_by FROM ingest_batches WHERE batch_id = $1',
       [req.params.batchId],
     );
     const batch = rows[0];
     if (!batch) {
       return reply.code(404).send({ code: 'BATCH_NOT_FOUND', message: `no accepted batch ${req.params.batchId} (a batch with no accepted event is not kept)` });
     }
-    const workflowId = `ingest-${req.params.batchId}`;
+    // The drainer that wrote it, or the one that will.
+    const workflowId = batch.written_by ?? ingestDrainerWorkflowId(config.TEMPORAL_TASK_QUEUE);
     return {
       batchId: req.params.batchId,
       status: batch.written_at ? 'written' as const : 'accepted' as const,

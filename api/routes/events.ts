@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { UsageEventSchema } from '../../core/usage-event.js';
+import { eventRulesFromConfig } from '../event-rules.js';
 import { workflowUrl } from '../../core/temporal-links.js';
 import { ingestEvents, IngestUnavailableError } from '../ingest.js';
 import { ErrorBody } from '../schemas.js';
@@ -20,13 +21,8 @@ const IngestResponse = Type.Object({
 });
 
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, db, temporal } = app.deps;
-  const rules = {
-    amountTypes: config.amountTypes,
-    backdatingWindowDays: config.BACKDATING_WINDOW_DAYS,
-    futureToleranceMs: 5 * 60_000,
-    maxMetadataEntries: 64,
-  };
+  const { config, db } = app.deps;
+  const rules = eventRulesFromConfig(config);
 
   app.post('/v1/events', {
     onRequest: app.requireApiKey('ingest'),
@@ -53,7 +49,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     let outcome;
     try {
       outcome = await ingestEvents(req.body.events, {
-        db, temporal, taskQueue: config.TEMPORAL_TASK_QUEUE, rules, temporalTimeoutMs: 5_000,
+        db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules,
       });
     } catch (err) {
       if (!(err instanceof IngestUnavailableError)) throw err;

@@ -12,6 +12,9 @@ import { loadConfig, type Config } from '../../core/config.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool } from '../../db/pool.js';
 import { createTallyWorker } from '../../workers/worker.js';
+import { ensureIngestDrainer } from '../../workers/ingest-drainer.js';
+import { TemporalHealth } from '../../api/temporal-health.js';
+import { ingestDrainerWorkflowId } from '../../core/ingest-drainer.js';
 
 // Worker state changes are noise in test output; warnings and errors still show.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -30,6 +33,10 @@ export interface TestTally {
   worker: Worker;
   /** Headers bearing a live producer API key with the ingest scope. */
   auth: { authorization: string };
+  /** Resolves once the batch is written to BigQuery (by the drainer workflow). */
+  batchWritten(batchId: string): Promise<void>;
+  /** What ingestEvents needs, for tests that call it directly. */
+  ingestDeps: { db: pg.Pool; temporalHealth: TemporalHealth; taskQueue: string };
   close(): Promise<void>;
 }
 
@@ -69,15 +76,28 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     activities: createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS }),
     workflows: { workflowBundle: { codePath: inject('workflowBundlePath') } },
+    shutdownGraceTime: '1 second',
   });
   const running = worker.run();
+  await ensureIngestDrainer(temporal, config.TEMPORAL_TASK_QUEUE);
   const app = await buildApp({ config, db, temporal, zuora });
   const { key } = await app.apiKeys.issue('test producer', ['ingest']);
   return {
     config, db, rawEvents, temporal, zuora, app, worker,
     auth: { authorization: `Bearer ${key}` },
+    ingestDeps: { db, temporalHealth: new TemporalHealth(temporal, 5_000), taskQueue: config.TEMPORAL_TASK_QUEUE },
+    async batchWritten(batchId) {
+      for (let i = 0; i < 600; i++) {
+        const { rows } = await db.query('SELECT written_at FROM ingest_batches WHERE batch_id = $1', [batchId]);
+        if (rows[0]?.written_at) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`batch ${batchId} was not written to BigQuery within 60 s`);
+    },
     async close() {
       await app.close();
+      // The drainer runs forever; it goes with the test's task queue.
+      await temporal.workflow.getHandle(ingestDrainerWorkflowId(config.TEMPORAL_TASK_QUEUE)).terminate('test over').catch(() => undefined);
       worker.shutdown();
       await running;
       await Promise.allSettled([db.end(), clientConnection.close(), nativeConnection.close()]);
