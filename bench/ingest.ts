@@ -70,7 +70,9 @@ async function load(url: string, label: string, opts: { rate?: number }): Promis
 
 function startChild(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
   const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
-  return spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), [script], {
+  // BENCH_PROFILE=dir: each process writes a CPU profile there (open it in Chrome DevTools).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
+  return spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), [...profile, script], {
     cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', log, log],
   });
 }
