@@ -13,6 +13,7 @@ import { billingDayOf } from '../core/billing-day.js';
 import { startLocalStack } from '../devstack/index.js';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
+import { forwardLoad } from './forward-load.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,7 +91,8 @@ fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
 const children: ChildProcess[] = [];
 const stack = await startLocalStack({ dataDir, persistent: false, ports: 'free' });
 try {
-  const env = { ...stack.env, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(await freePort()) };
+  const forwardPort = await freePort();
+  const env = { ...stack.env, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
   const baselinePort = await freePort();
   const apiPort = await freePort();
   children.push(startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs')));
@@ -114,6 +116,11 @@ try {
   const tallyHalf = await load(apiUrl, 'tally half load', { rate: half });
   const baselineHalf = await load(baselineUrl, 'baseline half load', { rate: Math.max(1, Math.floor(baseline.requestsPerSecond / 2)) });
 
+  const forwardOpts = { port: forwardPort, connections: 8, messages: requests, batch: batchSize, day: billingDayOf(Date.now()) };
+  await forwardLoad({ ...forwardOpts, messages: Math.ceil(requests / 4), prefix: `fwd-warm-${randomBytes(4).toString('hex')}` });
+  const forward = await forwardLoad({ ...forwardOpts, prefix: `fwd-${randomBytes(4).toString('hex')}` });
+  process.stderr.write(`  forward: ${forward.messages - forward.errors}/${forward.messages} acked, ${Math.round(forward.eventsPerSecond)} events/s, p50 ${forward.p50} ms, p99 ${forward.p99} ms\n`);
+
   const ratio = tally.eventsPerSecond / baseline.eventsPerSecond;
   const row = (name: string, max: Run, halfRun: Run) =>
     `| ${name} | ${Math.round(max.eventsPerSecond).toLocaleString('en-US')} | ${max.requestsPerSecond.toFixed(1)} | ${halfRun.p50} | ${halfRun.p99} | ${max.errors + halfRun.errors} |`;
@@ -127,6 +134,7 @@ try {
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     row('baseline: bare Fastify, parse + validate', baseline, baselineHalf),
     row('Tally: durable ingest, whole stack up', tally, tallyHalf),
+    `| Tally: Fluentd forward, msgpack Forward mode with acks, 8 senders (latency at full load) | ${Math.round(forward.eventsPerSecond).toLocaleString('en-US')} | ${(forward.eventsPerSecond / batchSize).toFixed(1)} | ${forward.p50} | ${forward.p99} | ${forward.errors} |`,
     '',
     `Ratio Tally / baseline: **${ratio.toFixed(2)}**. Targets: ≥ 50,000 events/s, ratio ≥ 0.5, p99 ≤ 50 ms at half load.`,
     '',

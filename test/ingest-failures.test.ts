@@ -103,5 +103,8 @@ describe('what operators see', () => {
     expect(metrics.body).toMatch(/tally_ingest_events_total\{status="accepted"\} 2/);
     expect(metrics.body).toMatch(/tally_ingest_events_total\{status="invalid"\} 3/);
     expect(metrics.body).toContain('tally_api_request_duration_seconds_bucket');
+    expect(metrics.body).toMatch(/tally_ingest_request_events_count \d+/);
+    expect(metrics.body).toMatch(/tally_ingest_key_ledger_keys \d+/);
+    expect(metrics.body).toMatch(/tally_ingest_outbox_waiting_batches \d+/);
   });
 });

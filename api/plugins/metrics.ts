@@ -11,6 +11,7 @@ export interface ApiMetrics {
   registry: client.Registry;
   ingestEvents: client.Counter<'status'>;
   ingestAmounts: client.Counter<'amount_type'>;
+  ingestBatchEvents: client.Histogram;
 }
 
 /** Prometheus metrics of the API on GET /metrics: request latency by route and status, ingest results. */
@@ -38,7 +39,35 @@ export const metricsPlugin = fp(async (app) => {
       labelNames: ['amount_type'],
       registers: [registry],
     }),
+    ingestBatchEvents: new client.Histogram({
+      name: 'tally_ingest_request_events',
+      help: 'Events per ingest request',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 5000],
+      registers: [registry],
+    }),
   };
+  new client.Gauge({
+    name: 'tally_ingest_key_ledger_keys',
+    help: "Keys in the dedupe ledger (Postgres's estimate, from its statistics)",
+    registers: [registry],
+    async collect() {
+      // A scrape while Postgres is down keeps the last value rather than failing the whole page.
+      const rows = await quietly(app.deps.db.query<{ n: string }>(
+        `SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint AS n
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'event_keys'::regclass`,
+      ));
+      if (rows) this.set(Number(rows[0]?.n ?? 0));
+    },
+  });
+  new client.Gauge({
+    name: 'tally_ingest_outbox_waiting_batches',
+    help: 'Accepted batches not yet written to BigQuery',
+    registers: [registry],
+    async collect() {
+      const rows = await quietly(app.deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM ingest_batches WHERE written_at IS NULL'));
+      if (rows) this.set(rows[0]?.n ?? 0);
+    },
+  });
   app.decorate('metrics', metrics);
   app.addHook('onResponse', async (req, reply) => {
     requestSeconds.observe(
@@ -51,3 +80,7 @@ export const metricsPlugin = fp(async (app) => {
     return registry.metrics();
   });
 });
+
+async function quietly<T>(query: Promise<{ rows: T[] }>): Promise<T[] | undefined> {
+  return query.then((r) => r.rows, () => undefined);
+}

@@ -56,6 +56,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       req.log.warn({ err }, 'ingest unavailable; nothing kept');
       return reply.code(503).header('retry-after', '5').send({ code: err.code, message: `${err.message}; nothing was kept, retry later` });
     }
+    app.metrics.ingestBatchEvents.observe(req.body.events.length);
     const counts = new Map<string, number>();
     for (const r of outcome.results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, n] of counts) app.metrics.ingestEvents.inc({ status }, n);
