@@ -21,7 +21,11 @@ export interface ClientCredentials {
  * 401 and must fetch a new token, as they must when a real Zuora token expires.
  */
 export class TokenStore {
-  private readonly expiries = new Map<string, number>();
+  /** Each token's expiry and its place in the order of issue. */
+  private readonly issued = new Map<string, { expiresAt: number; serial: number }>();
+  private lastSerial = 0;
+  /** The expireTokens fault: tokens up to this serial count as expired. */
+  private expiredThroughSerial = 0;
   private readonly scope = `user.${randomBytes(16).toString('hex')} entity.${randomUUID()} service.usage.read service.usage.write tenant.sandbox`;
 
   constructor(private readonly ttlSeconds: number) {}
@@ -29,7 +33,7 @@ export class TokenStore {
   issue(now = Date.now()): OAuthToken {
     this.forgetExpired(now);
     const accessToken = randomBytes(16).toString('hex');
-    this.expiries.set(accessToken, now + this.ttlSeconds * 1000);
+    this.issued.set(accessToken, { expiresAt: now + this.ttlSeconds * 1000, serial: ++this.lastSerial });
     return {
       access_token: accessToken,
       token_type: 'bearer',
@@ -40,13 +44,24 @@ export class TokenStore {
   }
 
   check(token: string, now = Date.now()): 'valid' | 'expired' | 'unknown' {
-    const expiresAt = this.expiries.get(token);
-    if (expiresAt === undefined) return 'unknown';
-    return now < expiresAt ? 'valid' : 'expired';
+    const entry = this.issued.get(token);
+    if (entry === undefined) return 'unknown';
+    if (entry.serial <= this.expiredThroughSerial) return 'expired';
+    return now < entry.expiresAt ? 'valid' : 'expired';
+  }
+
+  /** A fault: every token issued so far is treated as expired, as if its hour had run out; later ones work. */
+  expireAllIssued(): void {
+    this.expiredThroughSerial = this.lastSerial;
+  }
+
+  /** Ends that fault: the tokens it expired live out their own lifetime again. */
+  restoreIssued(): void {
+    this.expiredThroughSerial = 0;
   }
 
   private forgetExpired(now: number): void {
-    for (const [token, expiresAt] of this.expiries) if (expiresAt <= now) this.expiries.delete(token);
+    for (const [token, { expiresAt }] of this.issued) if (expiresAt <= now) this.issued.delete(token);
   }
 }
 

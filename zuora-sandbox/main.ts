@@ -1,20 +1,18 @@
+import { sandboxSettingsFromEnv, type SandboxEnvSettings } from './env.js';
 import { buildZuoraSandbox } from './server.js';
 
 /**
  * Runs the Zuora sandbox on its own (`npm run zuora-sandbox`). Settings come from the environment
- * with the defaults Tally's own config expects (core/config.ts: ZUORA_BASE_URL, ZUORA_CLIENT_*).
+ * (zuora-sandbox/env.ts): host, port, client credentials, data file, the rate limit
+ * (ZUORA_SANDBOX_RATE_LIMIT_PER_MINUTE) and faults on from the start (ZUORA_SANDBOX_LATENCY_MS,
+ * ZUORA_SANDBOX_ERROR_RATE, ZUORA_SANDBOX_HANG_IMPORTS, ...).
  */
-const settings = {
-  host: process.env.ZUORA_SANDBOX_HOST || '127.0.0.1',
-  port: Number(process.env.ZUORA_SANDBOX_PORT || 8070),
-  clientId: process.env.ZUORA_CLIENT_ID || 'tally-local',
-  clientSecret: process.env.ZUORA_CLIENT_SECRET || 'tally-local-secret',
-  dataFile: process.env.ZUORA_SANDBOX_DATA_FILE || undefined,
-  logLevel: process.env.LOG_LEVEL || 'info',
-};
-
-if (!Number.isInteger(settings.port) || settings.port < 0 || settings.port > 65535) {
-  console.error(JSON.stringify({ level: 'fatal', code: 'ZUORA_SANDBOX_PORT', msg: `ZUORA_SANDBOX_PORT must be a port number, not ${JSON.stringify(process.env.ZUORA_SANDBOX_PORT)}` }));
+let settings: SandboxEnvSettings;
+try {
+  settings = sandboxSettingsFromEnv();
+} catch (error) {
+  const { code, message } = error as Error & { code?: string };
+  console.error(JSON.stringify({ level: 'fatal', code: code ?? 'ZUORA_SANDBOX_SETTINGS', msg: message }));
   process.exit(1);
 }
 
@@ -22,6 +20,8 @@ const app = await buildZuoraSandbox({
   clientId: settings.clientId,
   clientSecret: settings.clientSecret,
   dataFile: settings.dataFile,
+  rateLimit: settings.rateLimit,
+  faults: settings.faults,
   logger: { level: settings.logLevel, base: { service: 'zuora-sandbox' } },
 }).catch((error: Error & { code?: string }) => {
   // The logger lives inside the app, which does not exist yet: report in the same JSON shape.
@@ -47,7 +47,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   const url = await app.listen({ host: settings.host, port: settings.port });
-  app.log.info({ url, dataFile: settings.dataFile ?? null }, 'Zuora sandbox listening');
+  app.log.info({ url, dataFile: settings.dataFile ?? null, rateLimit: settings.rateLimit ?? 'Zuora default', faults: settings.faults }, 'Zuora sandbox listening');
 } catch (error) {
   app.log.fatal({ err: error }, 'Zuora sandbox could not start');
   process.exit(1);

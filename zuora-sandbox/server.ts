@@ -4,9 +4,12 @@ import multipart from '@fastify/multipart';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { requireBearerToken, registerTokenRoute, TokenStore } from './auth.js';
 import { ZuoraCode, ZuoraError, reasonsFromSchema, zuoraFailure, type SchemaIssue } from './errors.js';
+import { FaultSwitches, checkFaultSettings, injectFailures, injectLatency, type FaultSettings } from './faults.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { UsageImporter } from './importer.js';
+import { RequestRateLimiter, checkRateLimitOptions, enforceRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { accountRoutes } from './routes/accounts.js';
+import { faultRoutes } from './routes/faults.js';
 import { objectUsageRoutes } from './routes/object-usage.js';
 import { operatorRoutes } from './routes/operator.js';
 import { USAGE_FILE_MAX_BYTES, usageRoutes } from './routes/usage.js';
@@ -23,6 +26,13 @@ export interface ZuoraSandboxOptions {
   tokenTtlSeconds?: number;
   /** Time between the steps of a usage import (Pending → Processing → Completed/Failed). */
   importStepMs?: number;
+  /**
+   * The tenant's request quotas. Defaults to Zuora's own (50,000 API and 2,000 authentication
+   * requests a minute), generous enough that only a test that sets its own will meet a 429.
+   */
+  rateLimit?: RateLimitOptions;
+  /** Faults on from the start; tests usually switch them at runtime through `/sandbox/faults`. */
+  faults?: FaultSettings;
   /** Fastify's logger option: `false` for tests, pino options for a running sandbox. */
   logger?: boolean | object;
 }
@@ -46,11 +56,15 @@ function codeForStatus(status: number): ZuoraCode {
 export async function buildZuoraSandbox(opts: ZuoraSandboxOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: opts.logger ?? false, genReqId: () => randomUUID() });
   const state = SandboxState.open(opts.dataFile);
+  const tokens = new TokenStore(opts.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS);
+  const faults = new FaultSwitches(tokens, checkFaultSettings(opts.faults ?? {}));
   const services: SandboxServices = {
     state,
-    tokens: new TokenStore(opts.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS),
-    importer: new UsageImporter(state, opts.importStepMs ?? DEFAULT_IMPORT_STEP_MS, app.log),
+    tokens,
+    importer: new UsageImporter(state, opts.importStepMs ?? DEFAULT_IMPORT_STEP_MS, app.log, () => faults.importsHeld()),
     idempotency: new IdempotencyGuard(state),
+    faults,
+    rateLimiter: new RequestRateLimiter(checkRateLimitOptions(opts.rateLimit)),
   };
 
   // TypeBox's own checker: no silent coercion ("15" is not a bill cycle day) and exact field paths.
@@ -66,8 +80,11 @@ export async function buildZuoraSandbox(opts: ZuoraSandboxOptions): Promise<Fast
     if (typeof trackId === 'string') reply.header('Zuora-Track-Id', trackId);
   });
 
-  // Fault injection and rate limits (a later task) belong here: one `onRequest` hook each,
-  // registered before the routes so they act before authentication, as Zuora's gateway does.
+  // Faults and rate limits act before authentication, as Zuora's gateway does: latency first (a
+  // refused request is slow too), then the quota (every request counts), then injected failures.
+  app.addHook('onRequest', injectLatency(faults));
+  app.addHook('onRequest', enforceRateLimit(services.rateLimiter));
+  app.addHook('onRequest', injectFailures(faults));
 
   app.setErrorHandler((thrown: unknown, request, reply) => {
     if (thrown instanceof ZuoraError) return reply.code(thrown.httpStatus).send(thrown.body());
@@ -94,6 +111,7 @@ export async function buildZuoraSandbox(opts: ZuoraSandboxOptions): Promise<Fast
     { prefix: '/v1' },
   );
   await app.register(operatorRoutes, { ...services, prefix: '/sandbox' });
+  await app.register(faultRoutes, { ...services, prefix: '/sandbox' });
 
   app.addHook('onReady', async () => services.importer.resumeUnfinished());
   app.addHook('onClose', async () => services.importer.stop());
