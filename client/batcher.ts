@@ -15,7 +15,6 @@ export class EventBatcher {
   constructor(
     readonly capacity: number,
     readonly batchSize: number,
-    private readonly onSizeChange: (delta: number) => void,
   ) {}
 
   /** Events held: waiting plus in flight. */
@@ -31,7 +30,6 @@ export class EventBatcher {
   offer(event: WireEvent): boolean {
     if (this.size >= this.capacity) return false;
     this.queued.push(event);
-    this.onSizeChange(1);
     // Wake the sender only when it has something new to do: start timing a batch, or send a full one.
     if (this.queued.length === 1) {
       this.oldestQueuedAt = Date.now();
@@ -40,6 +38,11 @@ export class EventBatcher {
       this.notify();
     }
     return true;
+  }
+
+  /** Removes and returns the oldest event still waiting (never one in flight: its fate is the server's). */
+  dropOldest(): WireEvent | undefined {
+    return this.queued.shift();
   }
 
   /** How long until the waiting partial batch is due, given the flush interval; 0 if due now. */
@@ -57,7 +60,6 @@ export class EventBatcher {
 
   /** The batch in flight has its answer (or its final failure): it leaves the buffer. */
   settleBatch(): void {
-    this.onSizeChange(-this.inFlight.length);
     this.inFlight = [];
   }
 
@@ -66,7 +68,6 @@ export class EventBatcher {
     const all = [...this.inFlight, ...this.queued];
     this.inFlight = [];
     this.queued = [];
-    this.onSizeChange(-all.length);
     return all;
   }
 

@@ -1,15 +1,23 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import type { Amounts } from './amount-types.js';
 import { EventBatcher } from './batcher.js';
+import { DEFAULT_CONFIG, validateConfig, type BillingClientConfig } from './config.js';
 import { BillingClientError } from './errors.js';
 import { createClientMetrics, type ClientMetrics } from './metrics.js';
-import { backoffDelayMs } from './retry.js';
-import { IngestTransport, type EventResult } from './transport.js';
+import { Sender, type RejectedStatus } from './sender.js';
+import { SpillStore } from './spill.js';
+import { IngestTransport } from './transport.js';
 import { buildEvent, type WireEvent } from './usage-event.js';
 
+export * from './amount-types.js';
+export {
+  DEFAULT_CONFIG, billingArgOptions, configFromArgs, configFromEnv, configFromParsedArgs, parseDuration, validateConfig,
+  type BillingClientConfig, type OverflowPolicy,
+} from './config.js';
 export { BillingClientError, type BillingClientErrorCode } from './errors.js';
 export type { EventStatus, RequestOutcome } from './metrics.js';
+export type { RejectedStatus } from './sender.js';
 export type { WireEvent } from './usage-event.js';
 
 /** The logging calls the client makes; a pino logger fits. */
@@ -20,231 +28,210 @@ export interface BillingClientLogger {
   error(obj: object, msg: string): void;
 }
 
-export interface BillingClientOptions {
-  /** Base URL of Tally's ingest API; events go to `${url}/v1/events`. */
-  url: string;
-  /** Sent as `Authorization: Bearer <apiKey>`. */
-  apiKey?: string;
-  /** Events held at most (waiting and in flight); beyond it new events are dropped and counted. */
-  maxBufferedEvents?: number;
-  /** Events per request; keep it at or below the server's MAX_EVENTS_PER_REQUEST (1000 by default). */
-  maxBatchEvents?: number;
-  /** How long a partial batch waits for company before it is sent. */
-  flushIntervalMs?: number;
-  /** Retries of one batch before its events count as lost; unset: retry until close() gives up. */
-  maxRetries?: number;
-  retryBaseDelayMs?: number;
-  retryMaxDelayMs?: number;
-  requestTimeoutMs?: number;
+export interface BillingClientOptions extends Partial<BillingClientConfig> {
   /** Where the billing_client_* metrics go; a new Registry when unset (see `client.registry`). */
   registry?: Registry;
   logger?: BillingClientLogger;
+  /**
+   * Told of every event that will not be delivered and that addAmounts did not already report:
+   * `invalid` or `conflict` answers (never retried), an oldest event dropped under
+   * `overflow: 'drop-oldest'` (`buffer_full`), a batch given up after maxRetries (`lost`).
+   */
+  onRejected?: (event: WireEvent, status: RejectedStatus, reason: string) => void;
   fetch?: typeof globalThis.fetch;
 }
 
 /**
+ * What addAmounts did with the event. `buffer_full` (overflow 'reject'): it was not recorded,
+ * the caller still holds it. `dropped_oldest`: it was buffered, and the oldest waiting event was
+ * dropped for it (reported through onRejected). `spilled`: written to the spill directory.
+ */
+export type AddStatus = 'buffered' | 'spilled' | 'dropped_oldest' | 'buffer_full';
+
+/** What close() could not deliver by its deadline, by unique key. */
+export interface CloseReport {
+  /** Every event neither answered by the server nor reported through onRejected. */
+  undelivered: string[];
+  /** Those of them kept in spill files: the next client on the same spillDir sends them. */
+  spilled: string[];
+}
+
+/**
  * What a producer service embeds to report usage to Tally. addAmounts() only validates and
- * buffers; one sender in the background batches the buffer into POST /v1/events, retrying a
- * batch with the same keys until the server has answered for every event (a resend is a
- * duplicate server-side, never a double count). close() flushes within a deadline.
+ * buffers; one sender in the background batches the buffer into gzipped POST /v1/events,
+ * retrying a batch with the same keys until the server has answered for every event (a resend
+ * is a duplicate server-side, never a double count). close() flushes within a deadline.
  */
 export class BillingClient {
   readonly registry: Registry;
+  readonly config: Readonly<BillingClientConfig>;
   private readonly metrics: ClientMetrics;
   private readonly logger: BillingClientLogger;
   private readonly batcher: EventBatcher;
-  private readonly transport: IngestTransport;
-  private readonly flushIntervalMs: number;
-  private readonly maxRetries: number | undefined;
-  private readonly retryBaseDelayMs: number;
-  private readonly retryMaxDelayMs: number;
-  /** Aborted at the close() deadline: ends the request in flight and any backoff wait. */
-  private readonly abandon = new AbortController();
-  private readonly sender: Promise<void>;
-  private closing: Promise<void> | undefined;
-  private droppedWhileFull = 0;
+  private readonly spill: SpillStore | undefined;
+  private readonly sender: Sender;
+  private readonly untrackBuffer: () => void;
+  private readonly onRejected: BillingClientOptions['onRejected'];
+  private closing: Promise<CloseReport> | undefined;
+  private fullSince = 0;
+  private spillFailing = false;
 
-  constructor(options: BillingClientOptions) {
-    const endpoint = endpointOf(options.url);
-    const maxBufferedEvents = positiveInteger('maxBufferedEvents', options.maxBufferedEvents ?? 10_000);
-    const maxBatchEvents = positiveInteger('maxBatchEvents', options.maxBatchEvents ?? 500);
-    this.flushIntervalMs = positiveInteger('flushIntervalMs', options.flushIntervalMs ?? 1000);
-    this.maxRetries = options.maxRetries === undefined ? undefined : positiveInteger('maxRetries', options.maxRetries, 0);
-    this.retryBaseDelayMs = positiveInteger('retryBaseDelayMs', options.retryBaseDelayMs ?? 200);
-    this.retryMaxDelayMs = positiveInteger('retryMaxDelayMs', options.retryMaxDelayMs ?? 30_000);
-    const requestTimeoutMs = positiveInteger('requestTimeoutMs', options.requestTimeoutMs ?? 10_000);
+  constructor(options: BillingClientOptions = {}) {
+    const { registry, logger, onRejected, fetch, ...settings } = options;
+    const defined = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+    this.config = Object.freeze(validateConfig({ ...DEFAULT_CONFIG, ...defined }));
+    const endpoint = endpointOf(this.config.url);
 
-    this.registry = options.registry ?? new Registry();
+    this.registry = registry ?? new Registry();
     this.metrics = createClientMetrics(this.registry);
-    this.logger = options.logger ?? pino({ name: 'billing-client' });
-    this.batcher = new EventBatcher(maxBufferedEvents, maxBatchEvents, (delta) => this.metrics.buffered.inc(delta));
-    this.transport = new IngestTransport({
-      endpoint, requestTimeoutMs, metrics: this.metrics,
-      fetch: options.fetch ?? globalThis.fetch,
-      ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
+    this.logger = logger ?? pino({ name: 'billing-client' });
+    this.onRejected = onRejected;
+    this.batcher = new EventBatcher(this.config.maxBufferedEvents, this.config.maxBatchEvents);
+    this.untrackBuffer = this.metrics.trackBuffer(() => this.batcher.size);
+    // A spill file holds at most one buffer's worth, so a replay takes no more memory than the buffer.
+    this.spill = this.config.overflow === 'spill'
+      ? new SpillStore(this.config.spillDir!, this.config.maxBufferedEvents, this.logger)
+      : undefined;
+    const transport = new IngestTransport({
+      endpoint, requestTimeoutMs: this.config.requestTimeoutMs, gzip: this.config.gzip, metrics: this.metrics,
+      fetch: fetch ?? globalThis.fetch,
+      ...(this.config.apiKey ? { apiKey: this.config.apiKey } : {}),
     });
-    this.sender = this.send().catch((err: unknown) => {
-      // A bug in the sender must not pass silently: what it leaves behind is counted by close().
-      this.logger.error({ err }, 'billing client sender stopped unexpectedly; buffered events will not be sent');
+    this.sender = new Sender({
+      config: this.config, batcher: this.batcher, spill: this.spill, transport, metrics: this.metrics, logger: this.logger,
+      isClosing: () => this.closing !== undefined,
+      reject: (events, status, reason) => this.reject(events, status, reason),
     });
   }
 
+  /** Events held in memory now: waiting and in flight. */
+  get buffered(): number {
+    return this.batcher.size;
+  }
+
   /**
-   * Records usage for sending. Returns at once: it never waits for the network and never throws
-   * for transport reasons. Throws BillingClientError for a bad argument (INVALID_ARGUMENT, naming
-   * it) or after close() (CLOSED). A full buffer drops this event and counts it as `dropped`.
+   * Records usage for sending and says what became of it. Returns at once: it never waits for
+   * the network and never throws for transport reasons. Throws BillingClientError for a bad
+   * argument (INVALID_ARGUMENT, naming it) or after close() (CLOSED).
    */
   addAmounts(
     uniqueKey: string,
     internalInstanceId: string,
     timestamp: Date,
-    amounts: Record<string, number>,
+    amounts: Amounts,
     metadata?: Record<string, string>,
-  ): void {
+  ): AddStatus {
     if (this.closing) throw new BillingClientError('CLOSED', 'addAmounts: the billing client is closed; the event was not recorded');
     const event = buildEvent(uniqueKey, internalInstanceId, timestamp, amounts, metadata);
-    if (!this.batcher.offer(event)) {
-      // Dropping the new event keeps memory bounded and keeps the older events, which have waited longest.
-      this.metrics.countEvents('dropped', [event]);
-      if (this.droppedWhileFull++ === 0) {
-        this.logger.warn({ capacity: this.batcher.capacity, uniqueKey }, 'billing client buffer is full; dropping new events until it has room');
+    if (this.batcher.offer(event)) {
+      if (this.fullSince > 0) this.roomAgain();
+      return 'buffered';
+    }
+    if (this.fullSince++ === 0) {
+      this.logger.warn({ capacity: this.batcher.capacity, overflow: this.config.overflow, uniqueKey }, 'billing client buffer is full');
+    }
+    switch (this.config.overflow) {
+      case 'spill':
+        try {
+          this.spill!.append(event);
+          this.spillFailing = false;
+        } catch (err) {
+          // A full or read-only disk: the caller hears buffer_full and still holds the event. One line per failing spell.
+          if (!this.spillFailing) this.logger.error({ err, dir: this.config.spillDir, uniqueKey }, 'billing client could not write to its spill directory');
+          this.spillFailing = true;
+          break;
+        }
+        this.metrics.spill.inc({ action: 'written' });
+        this.batcher.notify(); // the sender may replay it as soon as it has nothing due in memory
+        return 'spilled';
+      case 'drop-oldest': {
+        const oldest = this.batcher.dropOldest();
+        if (oldest && this.batcher.offer(event)) {
+          this.reject([oldest], 'buffer_full', 'dropped to make room for a newer event (overflow: drop-oldest)');
+          return 'dropped_oldest';
+        }
+        break; // everything held is in flight: nothing older may be dropped
       }
-      return;
+      case 'reject':
+        break;
     }
-    if (this.droppedWhileFull > 0) {
-      this.logger.warn({ dropped: this.droppedWhileFull }, 'billing client buffer has room again; events were dropped while it was full');
-      this.droppedWhileFull = 0;
-    }
+    this.metrics.countEventSoon('buffer_full', event);
+    return 'buffer_full';
   }
 
   /**
-   * Stops taking events, sends everything buffered (retrying within the deadline) and resolves.
-   * What is still unsent at the deadline is counted as `lost` and logged with its count. Calling
-   * it again returns the same promise.
+   * Stops taking events, sends everything buffered and spilled (retrying within the deadline)
+   * and says which events were not delivered. At the deadline the request in flight is cut off;
+   * what is left is kept in spill files under `overflow: 'spill'`, else counted as `lost`.
+   * Calling it again returns the same promise.
    */
-  close(deadlineMs = 10_000): Promise<void> {
+  close(deadlineMs: number = this.config.closeDeadlineMs): Promise<CloseReport> {
     this.closing ??= this.shutdown(deadlineMs);
     return this.closing;
   }
 
-  private async shutdown(deadlineMs: number): Promise<void> {
-    this.batcher.notify(); // a partial batch is due now
-    // This timer is ref'd: a process awaiting close() stays alive until the flush ends or the deadline passes.
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'deadline'>((resolve) => { timer = setTimeout(() => resolve('deadline'), deadlineMs); });
-    const ended = await Promise.race([this.sender.then(() => 'sent' as const), deadline]);
-    clearTimeout(timer);
-    if (ended === 'deadline') {
-      this.abandon.abort();
-      this.batcher.notify();
-      await this.sender;
-    }
-    if (this.droppedWhileFull > 0) {
-      this.logger.warn({ dropped: this.droppedWhileFull }, 'billing client closed; events were dropped while the buffer was full');
-    }
+  private async shutdown(deadlineMs: number): Promise<CloseReport> {
+    await this.sender.drain(deadlineMs);
+    if (this.fullSince > 0) this.roomAgain();
+    // The batch in flight at the deadline may have reached the server; unconfirmed counts as undelivered.
     const left = this.batcher.drainAll();
-    if (left.length > 0) {
-      this.metrics.countEvents('lost', left);
-      // The batch in flight at the deadline may have reached the server; unconfirmed counts as lost.
-      this.logger.error(
-        { lost: left.length, deadlineMs, firstKey: left[0]?.uniqueKey },
-        `billing client closed with ${left.length} events not delivered by the ${deadlineMs} ms deadline; counted as lost`,
-      );
-    }
-  }
-
-  /** The one sender: waits for a full batch, a due partial batch or close(), then delivers it. */
-  private async send(): Promise<void> {
-    while (!this.abandon.signal.aborted) {
-      const draining = this.closing !== undefined;
-      if (this.batcher.waiting === 0) {
-        if (draining) return;
-        await this.batcher.waitForWork();
-        continue;
-      }
-      if (this.batcher.waiting < this.batcher.batchSize && !draining) {
-        const dueIn = this.batcher.dueInMs(this.flushIntervalMs);
-        if (dueIn > 0) {
-          await this.batcher.waitForWork(dueIn);
-          continue;
+    this.untrackBuffer();
+    let spilled: string[] = [];
+    let lost = left;
+    if (this.spill) {
+      lost = [];
+      for (const event of left) {
+        try {
+          this.spill.append(event);
+          this.metrics.spill.inc({ action: 'written' });
+        } catch (err) {
+          if (lost.length === 0) this.logger.error({ err, dir: this.spill.dir }, 'billing client could not write to its spill directory at close');
+          lost.push(event);
         }
       }
-      const batch = this.batcher.takeBatch();
-      // Left in flight when abandoned, so that close() counts it as lost.
-      if (await this.deliver(batch)) this.batcher.settleBatch();
-    }
-  }
-
-  /** Sends one batch until every event has its answer. False if the close() deadline cut it off. */
-  private async deliver(batch: WireEvent[]): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      const result = await this.transport.post(batch, this.abandon.signal);
-      if (result.kind === 'aborted') return false;
-      if (result.kind === 'answered') {
-        this.record(batch, result.results);
-        return true;
-      }
-      if (result.kind === 'refused') {
-        // The server refused the request itself (a wrong URL, a bad key, too many events): resending the same cannot help.
-        this.metrics.countEvents('invalid', batch);
-        this.logger.error(
-          { events: batch.length, httpStatus: result.httpStatus, reason: result.reason },
-          'ingest API refused the batch; its events are counted as invalid and not retried',
-        );
-        return true;
-      }
-      if (this.maxRetries !== undefined && attempt >= this.maxRetries) {
-        this.metrics.countEvents('lost', batch);
-        this.logger.error(
-          { lost: batch.length, attempts: attempt + 1, reason: result.reason },
-          `billing client gave up on a batch after ${attempt + 1} attempts; ${batch.length} events counted as lost`,
-        );
-        return true;
-      }
-      // The server's Retry-After, when it gives one, is its own estimate of when it is back; it wins over our guess.
-      const delayMs = result.retryAfterMs ?? backoffDelayMs(attempt, this.retryBaseDelayMs, this.retryMaxDelayMs);
-      this.logger.warn({ events: batch.length, attempt: attempt + 1, delayMs, reason: result.reason }, 'batch not delivered; retrying');
-      try {
-        await sleep(delayMs, undefined, { signal: this.abandon.signal, ref: false });
-      } catch {
-        return false; // the close() deadline passed during the wait
+      this.spill.close();
+      spilled = [...this.sender.unansweredReplayKeys(), ...this.spill.keysOnDisk(this.sender.replayFile)];
+      if (spilled.length > 0) {
+        this.logger.warn({ spilled: spilled.length, dir: this.spill.dir, deadlineMs }, 'billing client closed with events kept in spill files; the next start sends them');
       }
     }
-  }
-
-  private record(batch: readonly WireEvent[], results: readonly EventResult[]): void {
-    const byStatus = new Map<EventResult['status'], WireEvent[]>();
-    const failures: object[] = [];
-    for (const [i, event] of batch.entries()) {
-      const r = results[i]!;
-      const group = byStatus.get(r.status) ?? [];
-      group.push(event);
-      byStatus.set(r.status, group);
-      if (r.status === 'conflict' || r.status === 'invalid') {
-        failures.push({
-          uniqueKey: event.uniqueKey, status: r.status,
-          ...(r.field !== undefined ? { field: r.field } : {}),
-          reason: r.reason ?? (r.status === 'conflict' ? 'the key was already used for another payload' : 'invalid'),
-        });
-      }
-    }
-    for (const [status, events] of byStatus) this.metrics.countEvents(status, events);
-    if (failures.length > 0) {
-      // One line per batch, with the first few reasons: a producer bug can make every event fail.
-      this.logger.warn(
-        { failed: failures.length, events: batch.length, examples: failures.slice(0, 5) },
-        'ingest API rejected events; they are counted (conflict or invalid) and not retried',
+    if (lost.length > 0) {
+      this.metrics.countEvents('lost', lost);
+      this.logger.error(
+        { lost: lost.length, deadlineMs, firstKey: lost[0]?.uniqueKey },
+        `billing client closed with ${lost.length} events not delivered by the ${deadlineMs} ms deadline; counted as lost`,
       );
+    }
+    return { undelivered: [...lost.map((e) => e.uniqueKey), ...spilled], spilled };
+  }
+
+  private roomAgain(): void {
+    this.logger.warn({ overflowed: this.fullSince, overflow: this.config.overflow }, 'billing client buffer has room again');
+    this.fullSince = 0;
+  }
+
+  private reject(events: readonly WireEvent[], status: RejectedStatus, reason: string): void {
+    this.metrics.countEvents(status, events);
+    if (!this.onRejected) return;
+    for (const event of events) {
+      try {
+        this.onRejected(event, status, reason);
+      } catch (err) {
+        // The producer's callback must not stop the sender; its failure is the producer's to see.
+        this.logger.error({ err, uniqueKey: event.uniqueKey }, 'onRejected callback threw');
+      }
     }
   }
 }
 
 function endpointOf(url: string): URL {
+  // A bare host:port, as the Go client's -billing.ingester took, means plain http.
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
   let base: URL;
   try {
-    base = new URL(url);
+    base = new URL(absolute);
   } catch {
-    throw new BillingClientError('INVALID_OPTION', `url must be an absolute http(s) URL, got ${JSON.stringify(url)}`, 'url');
+    throw new BillingClientError('INVALID_OPTION', `url must be an absolute http(s) URL or host:port, got ${JSON.stringify(url)}`, 'url');
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new BillingClientError('INVALID_OPTION', `url must be http or https, got ${base.protocol}`, 'url');
@@ -252,11 +239,4 @@ function endpointOf(url: string): URL {
   // Relative to the base's path, so that an API behind a path prefix (https://host/tally) works.
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   return new URL('v1/events', base);
-}
-
-function positiveInteger(option: string, value: number, min = 1): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new BillingClientError('INVALID_OPTION', `${option} must be an integer of at least ${min}, got ${String(value)}`, option);
-  }
-  return value;
 }

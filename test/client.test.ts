@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
-import { BillingClient, BillingClientError, type BillingClientLogger, type BillingClientOptions } from '../client/index.js';
+import { BillingClient, BillingClientError, WeaveNetSeconds, type BillingClientLogger, type BillingClientOptions } from '../client/index.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { freePort } from '../devstack/process.js';
 import { startTestTally, type TestTally } from './support/stack.js';
@@ -92,11 +92,15 @@ type Fault = 'unavailable' | 'forward-then-unavailable' | 'hang' | 'reset';
  */
 async function startProxy(target: string, faults: Fault[], retryAfter = '0') {
   const seenAt: number[] = [];
+  const headers: http.IncomingHttpHeaders[] = [];
+  const bodyBytes: number[] = [];
   const server = http.createServer(async (req, res) => {
     const fault = faults[seenAt.length];
     seenAt.push(Date.now());
+    headers.push(req.headers);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    bodyBytes.push(Buffer.concat(chunks).length);
     if (fault === 'hang') return;
     if (fault === 'reset') return req.socket.destroy();
     const unavailable = () => res.writeHead(503, { 'retry-after': retryAfter, 'content-type': 'application/json' })
@@ -104,7 +108,11 @@ async function startProxy(target: string, faults: Fault[], retryAfter = '0') {
     if (fault === 'unavailable') return unavailable();
     const upstream = await fetch(new URL(req.url ?? '/', target), {
       method: req.method ?? 'POST',
-      headers: { 'content-type': req.headers['content-type'] ?? 'application/json', authorization: req.headers.authorization ?? '' },
+      headers: {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        authorization: req.headers.authorization ?? '',
+        ...(req.headers['content-encoding'] ? { 'content-encoding': req.headers['content-encoding'] } : {}),
+      },
       body: Buffer.concat(chunks),
     });
     const body = await upstream.text();
@@ -116,6 +124,8 @@ async function startProxy(target: string, faults: Fault[], retryAfter = '0') {
   return {
     url: `http://127.0.0.1:${port}`,
     seenAt,
+    headers,
+    bodyBytes,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -127,12 +137,12 @@ describe('BillingClient against the real ingest API', () => {
   it('delivers every event exactly once by close(), in full batches, and counts them', async () => {
     const prefix = keyPrefix();
     const day = addDays(today, -3);
-    const { client } = newClient({ maxBatchEvents: 500, flushIntervalMs: 60_000 });
+    const { client } = newClient({ maxBatchEvents: 500, flushIntervalMs: 60_000, maxBufferedEvents: 2_000 });
     for (let n = 0; n < 1100; n++) {
       client.addAmounts(`${prefix}${String(n).padStart(4, '0')}`, instanceId, noon(day), { 'container-seconds': n, 'node-seconds': 1 }, { n: String(n) });
     }
     expect(await gauge(client.registry, 'billing_client_buffered_events')).toBe(1100);
-    await client.close();
+    expect(await client.close()).toEqual({ undelivered: [], spilled: [] });
 
     expect(await storedKeys(prefix)).toHaveLength(1100);
     expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ accepted: 2200 }); // once per amount type
@@ -166,6 +176,9 @@ describe('BillingClient against the real ingest API', () => {
     await proxy.close();
 
     expect(proxy.seenAt).toHaveLength(3);
+    // The same batch each time: same size on the wire, gzipped.
+    expect(proxy.headers.map((h) => h['content-encoding'])).toEqual(['gzip', 'gzip', 'gzip']);
+    expect(new Set(proxy.bodyBytes).size).toBe(1);
     expect(await storedKeys(prefix)).toHaveLength(20);
     expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ accepted: 20 });
     expect(await sumBy(client.registry, 'billing_client_requests_total', 'outcome')).toEqual({ unavailable: 2, ok: 1 });
@@ -225,7 +238,8 @@ describe('BillingClient against the real ingest API', () => {
     expect(seeded.json().results[0].status).toBe('accepted');
 
     const proxy = await startProxy(apiUrl, []);
-    const { client, logger } = newClient({ url: proxy.url });
+    const rejected: Array<[string, string, string]> = [];
+    const { client, logger } = newClient({ url: proxy.url, onRejected: (event, status, reason) => rejected.push([event.uniqueKey, status, reason]) });
     client.addAmounts(`${prefix}taken`, instanceId, new Date(), { samples: 6 }); // same key, another payload
     client.addAmounts(`${prefix}bogus`, instanceId, new Date(), { 'bogus-seconds': 1 });
     client.addAmounts(`${prefix}ancient`, instanceId, new Date(Date.now() - 100 * 86_400_000), { samples: 1 });
@@ -236,9 +250,15 @@ describe('BillingClient against the real ingest API', () => {
     expect(proxy.seenAt).toHaveLength(1);
     expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ conflict: 1, invalid: 2, accepted: 1 });
     expect(await storedKeys(prefix)).toEqual([`${prefix}good`, `${prefix}taken`]);
-    const rejected = logger.lines.find((l) => l.msg.includes('rejected events'));
-    expect(rejected?.obj).toMatchObject({ failed: 3, events: 4 });
-    expect(rejected?.obj.examples).toEqual(expect.arrayContaining([
+    expect(rejected).toEqual(expect.arrayContaining([
+      [`${prefix}taken`, 'conflict', expect.any(String)],
+      [`${prefix}bogus`, 'invalid', expect.stringMatching(/^amounts\.bogus-seconds: .*unknown amount type/)],
+      [`${prefix}ancient`, 'invalid', expect.stringMatching(/^timestamp: /)],
+    ]));
+    expect(rejected).toHaveLength(3);
+    const logged = logger.lines.find((l) => l.msg.includes('rejected events'));
+    expect(logged?.obj).toMatchObject({ failed: 3, events: 4 });
+    expect(logged?.obj.examples).toEqual(expect.arrayContaining([
       expect.objectContaining({ uniqueKey: `${prefix}taken`, status: 'conflict' }),
       expect.objectContaining({ uniqueKey: `${prefix}bogus`, status: 'invalid', field: 'amounts.bogus-seconds', reason: expect.stringContaining('unknown amount type') }),
       expect.objectContaining({ uniqueKey: `${prefix}ancient`, status: 'invalid', field: 'timestamp' }),
@@ -274,25 +294,30 @@ describe('BillingClient against the real ingest API', () => {
     expect(await storedKeys(prefix)).toEqual([]);
   });
 
-  it('drops and counts new events when the buffer is full, keeping the older ones', async () => {
+  it('rejects new events when the buffer is full (overflow: reject), telling the caller and counting them', async () => {
     const prefix = keyPrefix();
     const { client, logger } = newClient({ maxBufferedEvents: 5, flushIntervalMs: 60_000 });
-    for (let n = 1; n <= 8; n++) client.addAmounts(`${prefix}${n}`, instanceId, new Date(), { 'weavenet-seconds': n });
+    const statuses = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => client.addAmounts(`${prefix}${n}`, instanceId, new Date(), { [WeaveNetSeconds]: n }));
+    expect(statuses).toEqual([...Array(5).fill('buffered'), ...Array(3).fill('buffer_full')]);
     expect(await gauge(client.registry, 'billing_client_buffered_events')).toBe(5);
-    expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ dropped: 3 });
+    expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ buffer_full: 3 });
+    expect(await sumBy(client.registry, 'billing_client_amounts_total', 'status')).toEqual({ buffer_full: 6 + 7 + 8 });
     expect(logger.lines.filter((l) => l.level === 'warn' && l.msg.includes('buffer is full'))).toHaveLength(1);
     await client.close();
 
     expect(await storedKeys(prefix)).toEqual([1, 2, 3, 4, 5].map((n) => `${prefix}${n}`));
-    expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ dropped: 3, accepted: 5 });
-    expect(logger.lines.find((l) => l.msg.includes('dropped while the buffer was full'))?.obj).toEqual({ dropped: 3 });
+    expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ buffer_full: 3, accepted: 5 });
+    expect(await sumBy(client.registry, 'billing_client_amounts_total', 'status')).toEqual({ buffer_full: 21, accepted: 15 });
+    expect(logger.lines.find((l) => l.msg.includes('has room again'))?.obj).toEqual({ overflowed: 3, overflow: 'reject' });
   });
 
   it('gives up at the close() deadline when the server is unreachable, and counts the events as lost', async () => {
     const { client, logger } = newClient({ url: `http://127.0.0.1:${await freePort()}`, retryBaseDelayMs: 50 });
     for (let n = 0; n < 3; n++) client.addAmounts(`${keyPrefix()}${n}`, instanceId, new Date(), { samples: 1 });
     const started = Date.now();
-    await client.close(700);
+    const report = await client.close(700);
+    expect(report.undelivered).toHaveLength(3);
+    expect(report.spilled).toEqual([]);
     const took = Date.now() - started;
     expect(took).toBeGreaterThanOrEqual(690);
     expect(took).toBeLessThan(2_000);
@@ -306,23 +331,33 @@ describe('BillingClient against the real ingest API', () => {
   it('cuts off a request still in flight at the close() deadline', async () => {
     const proxy = await startProxy(apiUrl, ['hang']);
     const { client } = newClient({ url: proxy.url, requestTimeoutMs: 30_000 });
-    client.addAmounts(`${keyPrefix()}1`, instanceId, new Date(), { samples: 1 });
+    const prefix = keyPrefix();
+    client.addAmounts(`${prefix}1`, instanceId, new Date(), { samples: 1 });
+    client.addAmounts(`${prefix}2`, instanceId, new Date(), { samples: 2 });
     const started = Date.now();
-    await client.close(400);
+    // The batch in flight at the deadline has no answer: it is reported, whatever the server did with it.
+    expect(await client.close(400)).toEqual({ undelivered: [`${prefix}1`, `${prefix}2`], spilled: [] });
     expect(Date.now() - started).toBeLessThan(1_500);
     await proxy.close();
-    expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ lost: 1 });
+    expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ lost: 2 });
     expect(await sumBy(client.registry, 'billing_client_requests_total', 'outcome')).toEqual({ aborted: 1 });
   });
 
   it('counts a batch as lost once maxRetries is spent, without waiting for close()', async () => {
-    const { client, logger } = newClient({ url: `http://127.0.0.1:${await freePort()}`, maxRetries: 2, flushIntervalMs: 10 });
-    client.addAmounts(`${keyPrefix()}1`, instanceId, new Date(), { samples: 1 });
+    const lost: string[] = [];
+    const { client, logger } = newClient({
+      url: `http://127.0.0.1:${await freePort()}`, maxRetries: 2, flushIntervalMs: 10,
+      onRejected: (event, status, reason) => lost.push(`${status} ${event.uniqueKey} ${reason}`),
+    });
+    const key = `${keyPrefix()}1`;
+    client.addAmounts(key, instanceId, new Date(), { samples: 1 });
     const until = Date.now() + 5_000;
     while (!logger.lines.some((l) => l.msg.includes('gave up')) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ lost: 1 });
     expect(await sumBy(client.registry, 'billing_client_requests_total', 'outcome')).toEqual({ network_error: 3 });
-    await client.close(1_000);
+    expect(lost).toEqual([expect.stringMatching(new RegExp(`^lost ${key} not delivered after 3 attempts: network error`))]);
+    // Reported once: close() has nothing left to report for it.
+    expect(await client.close(1_000)).toEqual({ undelivered: [], spilled: [] });
     expect(await sumBy(client.registry, 'billing_client_events_total', 'status')).toEqual({ lost: 1 });
   });
 
@@ -344,6 +379,7 @@ describe('BillingClient argument checks', () => {
 
   it.each([
     ['uniqueKey', () => client.addAmounts('', 'inst', now, { samples: 1 })],
+    ['uniqueKey', () => client.addAmounts('   ', 'inst', now, { samples: 1 })],
     ['uniqueKey', () => client.addAmounts('k'.repeat(257), 'inst', now, { samples: 1 })],
     ['internalInstanceId', () => client.addAmounts('k', '', now, { samples: 1 })],
     ['timestamp', () => client.addAmounts('k', 'inst', new Date('not a date'), { samples: 1 })],
