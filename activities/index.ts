@@ -1,8 +1,11 @@
 import type pg from 'pg';
+import type { Config } from '../core/config.js';
 import { createAggregateActivities } from './aggregate.js';
 import { createIngestActivities } from './ingest.js';
 import { createKeyLedgerActivities } from './key-ledger.js';
 import type { RawEventStore } from './raw-events.js';
+import { createTrialActivities, trialSettingsFromConfig, type TrialConfig, type TrialSettings } from './trial.js';
+import { createReconcileActivities } from './reconcile.js';
 import { createUploadActivities } from './upload.js';
 import type { ZuoraClient } from './zuora-client.js';
 
@@ -12,7 +15,10 @@ export interface ActivityDeps {
   zuora: ZuoraClient;
   amountTypes: ReadonlyMap<string, string>;
   importPollMs: number;
+  importMaxBytes: number;
   backdatingWindowDays: number;
+  /** Trial length, reminders and where notices go (activities/trial.ts). */
+  trials: TrialSettings;
 }
 
 /** All of Tally's activities, built from their dependencies: tests pass real ones made for the test. */
@@ -21,8 +27,25 @@ export function createActivities(deps: ActivityDeps) {
     ...createIngestActivities(deps),
     ...createAggregateActivities(deps),
     ...createUploadActivities(deps),
+    ...createReconcileActivities(deps),
     ...createKeyLedgerActivities(deps),
+    ...createTrialActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** The activities' settings from the configuration, beside the clients they use. */
+export function activityDeps(
+  config: Pick<Config, 'amountTypes' | 'ZUORA_IMPORT_POLL_MS' | 'ZUORA_IMPORT_MAX_BYTES' | 'BACKDATING_WINDOW_DAYS'> & TrialConfig,
+  clients: Pick<ActivityDeps, 'db' | 'rawEvents' | 'zuora'>,
+): ActivityDeps {
+  return {
+    ...clients,
+    amountTypes: config.amountTypes,
+    importPollMs: config.ZUORA_IMPORT_POLL_MS,
+    importMaxBytes: config.ZUORA_IMPORT_MAX_BYTES,
+    backdatingWindowDays: config.BACKDATING_WINDOW_DAYS,
+    trials: trialSettingsFromConfig(config),
+  };
+}

@@ -21,6 +21,14 @@ export interface ZuoraClientOptions {
 
 export type ImportStatus = 'Pending' | 'Processing' | 'Completed' | 'Failed' | 'Canceled';
 
+export interface ZuoraUsageRecord {
+  uniqueKey?: string | null;
+  accountNumber: string;
+  quantity: number | string;
+  unitOfMeasure: string;
+  startDateTime: string;
+}
+
 export interface UsageRecord {
   accountNumber: string;
   unitOfMeasure: string;
@@ -70,12 +78,16 @@ export class ZuoraClient {
     return { status: body.importStatus, message: body.message };
   }
 
-  async accountUsage(accountKey: string): Promise<{ uniqueKey?: string; quantity: number | string; unitOfMeasure: string; startDateTime: string }[]> {
-    const body = await this.request<{ usage: { uniqueKey?: string; quantity: number | string; unitOfMeasure: string; startDateTime: string }[] }>(
-      'GET',
-      `/v1/usage/accounts/${encodeURIComponent(accountKey)}`,
-    );
-    return body.usage;
+  /** Every usage record of an account, following Zuora's pages (at most 40 records each). */
+  async accountUsage(accountKey: string): Promise<ZuoraUsageRecord[]> {
+    const records: ZuoraUsageRecord[] = [];
+    let path: string | undefined = `/v1/usage/accounts/${encodeURIComponent(accountKey)}?pageSize=40`;
+    while (path) {
+      const body: { usage: ZuoraUsageRecord[]; nextPage?: string } = await this.request('GET', path);
+      records.push(...body.usage);
+      path = body.nextPage ? new URL(body.nextPage, this.opts.baseUrl).pathname + new URL(body.nextPage, this.opts.baseUrl).search : undefined;
+    }
+    return records;
   }
 
   private async accessToken(): Promise<string> {

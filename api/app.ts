@@ -8,6 +8,7 @@ import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { batchRoutes } from './routes/batches.js';
 import { adminRoutes } from './routes/admin.js';
+import { trialRoutes } from './routes/trials.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { eventRoutes } from './routes/events.js';
 import { usageRoutes } from './routes/usage.js';
@@ -54,6 +55,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   await app.register(batchRoutes);
   await app.register(usageRoutes);
   await app.register(adminRoutes);
+  await app.register(trialRoutes);
   await app.register(apiKeyRoutes);
   return app as unknown as FastifyInstance;
 }

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { ZuoraClient } from '../activities/zuora-client.js';
+import { zuoraClientFrom } from '../activities/clients.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
@@ -22,7 +22,7 @@ export async function startApiService(config: Config, logger: Logger): Promise<A
   // Lazy: the API starts (and answers 503 on ingest) even while Temporal is down.
   const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const zuora = new ZuoraClient({ baseUrl: config.ZUORA_BASE_URL, clientId: config.ZUORA_CLIENT_ID, clientSecret: config.ZUORA_CLIENT_SECRET });
+  const zuora = zuoraClientFrom(config);
   const app = await buildApp({ config, db, temporal, zuora }, logger);
   app.addHook('onClose', async () => {
     await Promise.allSettled([db.end(), connection.close()]);

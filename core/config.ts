@@ -27,6 +27,10 @@ export const ConfigSchema = Type.Object({
   ZUORA_CLIENT_ID: Type.String({ default: 'tally-local', minLength: 1 }),
   ZUORA_CLIENT_SECRET: Type.String({ default: 'tally-local-secret', minLength: 1 }),
   ZUORA_IMPORT_POLL_MS: Type.Integer({ default: 1000, minimum: 10 }),
+  /** Largest usage import file; Zuora refuses more than 4 MB. */
+  ZUORA_IMPORT_MAX_BYTES: Type.Integer({ default: 4 * 1024 * 1024, minimum: 256, maximum: 4 * 1024 * 1024 }),
+  /** Zuora calls per second across all workers (the Zuora task queue's rate limit). */
+  ZUORA_MAX_REQUESTS_PER_SECOND: Type.Number({ default: 5, exclusiveMinimum: 0 }),
 
   API_HOST: Type.String({ default: '127.0.0.1' }),
   API_PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
@@ -45,6 +49,18 @@ export const ConfigSchema = Type.Object({
   MAX_BODY_BYTES: Type.Integer({ default: 5 * 1024 * 1024, minimum: 1024 }),
   /** How far back an event may be dated, in days. */
   BACKDATING_WINDOW_DAYS: Type.Integer({ default: 35, minimum: 1, maximum: 400 }),
+
+  /** Trial length for a new organisation, unless sign-up gives its own. */
+  TRIAL_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 365 }),
+  /** Days before the trial's end when a reminder goes out, comma separated. */
+  TRIAL_REMINDER_DAYS: Type.String({ default: '7,3,1', pattern: '^(\\d{1,3}(,\\d{1,3})*)?$' }),
+  /** Where trial webhooks (reminders, expiry, enforcement, lift) are POSTed; empty sends none. */
+  TRIAL_WEBHOOK_URL: Type.String({ default: '', pattern: '^(https?://.*)?$' }),
+  /** The HMAC-SHA256 key of the webhooks' X-Tally-Signature header. */
+  TRIAL_WEBHOOK_SECRET: Type.String({ default: 'tally-local-webhook-secret', minLength: 8 }),
+  /** smtp(s)://user:pass@host:port for trial emails; empty writes them to the notification_outbox table. */
+  NOTIFY_SMTP_URL: Type.String({ default: '', pattern: '^(smtps?://.*)?$' }),
+  NOTIFY_EMAIL_FROM: Type.String({ default: 'Tally Billing <billing@tally.local>', minLength: 3 }),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

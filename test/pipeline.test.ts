@@ -117,7 +117,7 @@ describe('the pipeline, end to end', () => {
   it('uploads the day to Zuora under deterministic UniqueKeys and records each in the ledger', async () => {
     const res = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', payload: { day } });
     expect(res.statusCode).toBe(200);
-    expect(res.json().result).toMatchObject({ records: 3, status: 'Completed', unbillable: 0 });
+    expect(res.json().result).toMatchObject({ importIds: [expect.any(String)], records: 3, corrections: 0, status: 'Completed', unbillable: 0 });
     const usage = await sandboxUsage(accountNumber);
     expect(usage.map((u) => [u.unitOfMeasure, u.quantity, u.uniqueKey]).sort()).toEqual([
       ['CONTAINER_SECONDS', '5600', usageUniqueKey(orgId, day, 'container-seconds')],
@@ -133,7 +133,7 @@ describe('the pipeline, end to end', () => {
     const aggregate = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', payload: { day } });
     expect(aggregate.json().result).toEqual({ lines: 3, changed: 0, removed: 0 });
     const upload = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', payload: { day } });
-    expect(upload.json().result).toMatchObject({ importId: null, records: 0, status: 'nothing-to-send' });
+    expect(upload.json().result).toMatchObject({ importIds: [], records: 0, status: 'nothing-to-send' });
     const usage = await sandboxUsage(accountNumber);
     expect(usage).toHaveLength(3);
     expect(usage.map((u) => u.quantity).sort()).toEqual(['100', '1000000007', '5600']);

@@ -1,6 +1,6 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGGREGATION_SCHEDULE_ID, MAINTENANCE_SCHEDULE_ID, UPLOAD_SCHEDULE_ID, ensureSchedules } from '../workers/schedules.js';
+import { AGGREGATION_SCHEDULE_ID, MAINTENANCE_SCHEDULE_ID, RECONCILIATION_SCHEDULE_ID, UPLOAD_SCHEDULE_ID, ensureSchedules } from '../workers/schedules.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // Schedules take their day from the schedule's time, so a backfill of a past range does those days.
@@ -29,7 +29,7 @@ async function waitForCompletion(workflowId: string): Promise<Awaited<ReturnType
 
 describe('schedules', () => {
   it('are created once and brought up to date on every start', async () => {
-    expect(await ensureSchedules(tally.temporal, tally.config.TEMPORAL_TASK_QUEUE)).toEqual([AGGREGATION_SCHEDULE_ID, UPLOAD_SCHEDULE_ID, MAINTENANCE_SCHEDULE_ID]);
+    expect(await ensureSchedules(tally.temporal, tally.config.TEMPORAL_TASK_QUEUE)).toEqual(expect.arrayContaining([AGGREGATION_SCHEDULE_ID, UPLOAD_SCHEDULE_ID, MAINTENANCE_SCHEDULE_ID, RECONCILIATION_SCHEDULE_ID]));
     await ensureSchedules(tally.temporal, tally.config.TEMPORAL_TASK_QUEUE);
     const aggregation = await tally.temporal.schedule.getHandle(AGGREGATION_SCHEDULE_ID).describe();
     expect(aggregation.action).toMatchObject({ workflowType: 'scheduledAggregationWorkflow', taskQueue: tally.config.TEMPORAL_TASK_QUEUE });

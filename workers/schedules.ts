@@ -3,6 +3,8 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 export const AGGREGATION_SCHEDULE_ID = 'tally-aggregation-hourly';
 export const UPLOAD_SCHEDULE_ID = 'tally-upload-daily';
 export const MAINTENANCE_SCHEDULE_ID = 'tally-maintenance-daily';
+export const RECONCILIATION_SCHEDULE_ID = 'tally-reconciliation-daily';
+export const TRIAL_SWEEP_SCHEDULE_ID = 'tally-trial-sweep-hourly';
 
 interface TallySchedule {
   scheduleId: string;
@@ -27,10 +29,22 @@ export async function ensureSchedules(client: Client, taskQueue: string): Promis
       action: { type: 'startWorkflow', workflowType: 'scheduledUploadWorkflow', workflowId: 'upload-daily', taskQueue, args: [] },
     },
     {
+      scheduleId: RECONCILIATION_SCHEDULE_ID,
+      note: "Compares yesterday's usage, upload ledger and Zuora's records, and records every difference.",
+      spec: { calendars: [{ hour: 4, minute: 0 }] },
+      action: { type: 'startWorkflow', workflowType: 'scheduledReconciliationWorkflow', workflowId: 'reconciliation-daily', taskQueue, args: [] },
+    },
+    {
       scheduleId: MAINTENANCE_SCHEDULE_ID,
       note: 'Creates the key ledger partitions ahead and drops the expired weeks.',
       spec: { calendars: [{ hour: 0, minute: 30 }] },
       action: { type: 'startWorkflow', workflowType: 'maintainKeyLedgerWorkflow', workflowId: 'maintenance-daily', taskQueue, args: [] },
+    },
+    {
+      scheduleId: TRIAL_SWEEP_SCHEDULE_ID,
+      note: 'Starts the trial workflow of every organisation in trial that has none running.',
+      spec: { intervals: [{ every: '1 hour', offset: '20 minutes' }] },
+      action: { type: 'startWorkflow', workflowType: 'trialSweepWorkflow', workflowId: 'trial-sweep-hourly', taskQueue, args: [] },
     },
   ];
   for (const s of schedules) {

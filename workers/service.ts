@@ -1,11 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
+import { rawEventStoreFrom, zuoraClientFrom } from '../activities/clients.js';
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
 import http from 'node:http';
 import client from 'prom-client';
-import { createActivities } from '../activities/index.js';
-import { createBigQuery } from '../activities/bigquery-client.js';
-import { RawEventStore } from '../activities/raw-events.js';
-import { ZuoraClient } from '../activities/zuora-client.js';
+import { activityDeps, createActivities } from '../activities/index.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
@@ -13,7 +11,8 @@ import { createPool } from '../db/pool.js';
 import { ensureIngestDrainer } from './ingest-drainer.js';
 import { ensureSchedules } from './schedules.js';
 import { taskQueue } from './task-queues.js';
-import { createTallyWorker, type WorkflowSource } from './worker.js';
+import { createTallyWorker, createZuoraWorker, type WorkflowSource } from './worker.js';
+import { zuoraTaskQueue } from '../core/task-queues.js';
 
 export interface WorkerService {
   metricsUrl: string;
@@ -27,14 +26,10 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
   const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
-  const rawEvents = new RawEventStore(
-    createBigQuery({ projectId: config.BIGQUERY_PROJECT, apiEndpoint: config.BIGQUERY_API_ENDPOINT }),
-    config.BIGQUERY_DATASET,
-    config.BIGQUERY_EVENTS_TABLE,
-  );
+  const rawEvents = rawEventStoreFrom(config);
   await rawEvents.ensureTable();
-  const zuora = new ZuoraClient({ baseUrl: config.ZUORA_BASE_URL, clientId: config.ZUORA_CLIENT_ID, clientSecret: config.ZUORA_CLIENT_SECRET });
-  const activities = createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS });
+  const zuora = zuoraClientFrom(config);
+  const activities = createActivities(activityDeps(config, { db, rawEvents, zuora }));
   // Partitions for this week and the next two exist before the first request claims a key.
   logger.info(await activities.maintainKeyLedger(), 'key ledger maintained');
 
@@ -50,7 +45,14 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
     activities,
     workflows: opts.workflows,
   });
-  const running = worker.run();
+  const zuoraWorker = await createZuoraWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: zuoraTaskQueue(taskQueue(config)),
+    activities,
+    maxPerSecond: config.ZUORA_MAX_REQUESTS_PER_SECOND,
+  });
+  const running = Promise.all([worker.run(), zuoraWorker.run()]);
   running.catch((err) => logger.error({ err }, 'worker stopped with an error'));
 
   const registry = new client.Registry();
@@ -81,7 +83,7 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
     schedules,
     async stop() {
       // The SDK may already be shutting down on the same signal.
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, zuoraWorker]) if (w.getState() === 'RUNNING') w.shutdown();
       await running.catch(() => undefined);
       await Promise.allSettled([
         new Promise((resolve) => metricsServer.close(resolve)),

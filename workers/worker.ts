@@ -31,3 +31,26 @@ export async function createTallyWorker(opts: {
   };
   return Worker.create(options);
 }
+
+/**
+ * The worker of the Zuora task queue: activities only, at most `maxPerSecond` of them started per
+ * second across every worker of the queue (Temporal enforces it server-side), to stay within
+ * Zuora's rate limits however many workers run.
+ */
+export async function createZuoraWorker(opts: {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  activities: Activities;
+  maxPerSecond: number;
+  shutdownGraceTime?: string;
+}): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    activities: opts.activities,
+    maxTaskQueueActivitiesPerSecond: opts.maxPerSecond,
+    shutdownGraceTime: (opts.shutdownGraceTime ?? '10 seconds') as WorkerOptions['shutdownGraceTime'],
+  });
+}

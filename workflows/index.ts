@@ -2,5 +2,7 @@
 export { drainIngestOutboxWorkflow } from './ingest.js';
 export { aggregateDayWorkflow } from './aggregate.js';
 export { uploadDayWorkflow } from './upload.js';
-export { scheduledAggregationWorkflow, scheduledUploadWorkflow } from './scheduled.js';
+export { scheduledAggregationWorkflow, scheduledReconciliationWorkflow, scheduledUploadWorkflow } from './scheduled.js';
 export { maintainKeyLedgerWorkflow } from './maintenance.js';
+export { trialWorkflow, trialSweepWorkflow } from './trial.js';
+export { reconcileDayWorkflow } from './reconcile.js';

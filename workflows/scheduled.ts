@@ -2,6 +2,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { executeChild, log, workflowInfo } from '@temporalio/workflow';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { aggregateDayWorkflow } from './aggregate.js';
+import { reconcileDayWorkflow } from './reconcile.js';
 import { uploadDayWorkflow } from './upload.js';
 import { billingDaySearchAttribute, ScheduledStartTimeKey } from './search-attributes.js';
 
@@ -14,7 +15,7 @@ function scheduledTime(): Date {
   return info.typedSearchAttributes.get(ScheduledStartTimeKey) ?? info.startTime;
 }
 
-async function runChild(workflowType: typeof aggregateDayWorkflow | typeof uploadDayWorkflow, prefix: string, day: BillingDay): Promise<void> {
+async function runChild(workflowType: typeof aggregateDayWorkflow | typeof uploadDayWorkflow | typeof reconcileDayWorkflow, prefix: string, day: BillingDay): Promise<void> {
   try {
     await executeChild(workflowType, {
       workflowId: `${prefix}-${day}`,
@@ -44,5 +45,12 @@ export async function scheduledUploadWorkflow(): Promise<BillingDay> {
   const yesterday = addDays(billingDayOf(scheduledTime()), -1);
   await runChild(aggregateDayWorkflow, 'aggregate', yesterday);
   await runChild(uploadDayWorkflow, 'upload', yesterday);
+  return yesterday;
+}
+
+/** Daily, after the upload: reconcile yesterday against Zuora. */
+export async function scheduledReconciliationWorkflow(): Promise<BillingDay> {
+  const yesterday = addDays(billingDayOf(scheduledTime()), -1);
+  await runChild(reconcileDayWorkflow, 'reconcile', yesterday);
   return yesterday;
 }

@@ -68,6 +68,23 @@ export const metricsPlugin = fp(async (app) => {
       if (rows) this.set(rows[0]?.n ?? 0);
     },
   });
+  new client.Gauge({
+    name: 'tally_reconciliation_differences',
+    help: "Differences between usage, the upload ledger and Zuora, by kind, in each day's latest reconciliation",
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      const rows = await quietly(app.deps.db.query<{ kind: string; n: number }>(
+        `SELECT kind, count(*)::int AS n FROM reconciliation_differences
+         WHERE run_id IN (SELECT max(id) FROM reconciliation_runs GROUP BY billing_day) GROUP BY kind`,
+      ));
+      if (!rows) return;
+      this.reset();
+      for (const kind of ['not_uploaded', 'ledger_behind', 'missing_in_zuora', 'quantity_differs', 'unknown_in_zuora']) {
+        this.set({ kind }, rows.find((r) => r.kind === kind)?.n ?? 0);
+      }
+    },
+  });
   app.decorate('metrics', metrics);
   app.addHook('onResponse', async (req, reply) => {
     requestSeconds.observe(

@@ -5,6 +5,8 @@ import { workflowUrl } from '../../core/temporal-links.js';
 import { billingDaySearchAttribute } from '../../workflows/search-attributes.js';
 import { aggregateDayWorkflow } from '../../workflows/aggregate.js';
 import { uploadDayWorkflow } from '../../workflows/upload.js';
+import { reconcileDayWorkflow } from '../../workflows/reconcile.js';
+import { startTrialWorkflow, trialSettingsFromConfig, trialWorkflowInput } from '../../activities/trial.js';
 import { BillingDayParam, ErrorBody, WorkflowStarted } from '../schemas.js';
 
 const Organisation = Type.Object({
@@ -28,6 +30,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         name: Type.String({ minLength: 1, maxLength: 255 }),
         internalInstanceId: Type.String({ minLength: 1, maxLength: 256 }),
         currency: Type.String({ default: 'USD', pattern: '^[A-Z]{3}$' }),
+        trialDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 365, description: 'Trial length; TRIAL_DAYS when absent' })),
         contact: Type.Object({ firstName: Type.String({ minLength: 1 }), lastName: Type.String({ minLength: 1 }), workEmail: Type.Optional(Type.String()) }, {
           default: { firstName: 'Billing', lastName: 'Contact' },
         }),
@@ -62,12 +65,21 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       accountNumber = account.accountNumber;
       await db.query('UPDATE organisations SET zuora_account_id = $2, zuora_account_number = $3 WHERE id = $1', [id, account.accountId, accountNumber]);
     }
+    // Its trial: started once, joined (not restarted) when registration is repeated; an organisation
+    // already paid or cancelled gets none. The hourly trial sweep starts any that this missed.
+    const status = (await db.query<{ status: string }>('SELECT status FROM organisations WHERE id = $1', [id])).rows[0]?.status;
+    if (status === 'trial' || status === 'trial_expired') {
+      await startTrialWorkflow(temporal, config.TEMPORAL_TASK_QUEUE, trialWorkflowInput(trialSettingsFromConfig(config), id, {
+        trialDays: req.body.trialDays, contactEmail: req.body.contact.workEmail ?? null,
+      }), { joinRunning: true });
+    }
     return { id, name: row.name, internalInstanceId, zuoraAccountNumber: accountNumber };
   });
 
   const dayWorkflows = [
     { path: '/admin/aggregations', prefix: 'aggregate', workflow: aggregateDayWorkflow, summary: "Recompute a day's usage from BigQuery into Postgres" },
     { path: '/admin/uploads', prefix: 'upload', workflow: uploadDayWorkflow, summary: "Upload a day's usage to Zuora" },
+    { path: '/admin/reconciliations', prefix: 'reconcile', workflow: reconcileDayWorkflow, summary: "Compare a day's usage, upload ledger and Zuora's records" },
   ] as const;
   for (const { path, prefix, workflow, summary } of dayWorkflows) {
     app.post(path, {

@@ -1,17 +1,18 @@
 import { Client, Connection } from '@temporalio/client';
+import { rawEventStoreFrom, zuoraClientFrom } from '../../activities/clients.js';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createActivities } from '../../activities/index.js';
-import { createBigQuery } from '../../activities/bigquery-client.js';
+import { activityDeps, createActivities } from '../../activities/index.js';
 import { RawEventStore } from '../../activities/raw-events.js';
 import { ZuoraClient } from '../../activities/zuora-client.js';
 import { buildApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { migrate } from '../../db/migrate.js';
 import { createPool } from '../../db/pool.js';
-import { createTallyWorker } from '../../workers/worker.js';
+import { createTallyWorker, createZuoraWorker } from '../../workers/worker.js';
+import { zuoraTaskQueue } from '../../core/task-queues.js';
 import { ensureIngestDrainer } from '../../workers/ingest-drainer.js';
 import { TemporalHealth } from '../../api/temporal-health.js';
 import { ingestDrainerWorkflowId } from '../../core/ingest-drainer.js';
@@ -60,25 +61,30 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
   });
   const db = createPool(config.DATABASE_URL, 5);
   await migrate(db);
-  const rawEvents = new RawEventStore(
-    createBigQuery({ projectId: config.BIGQUERY_PROJECT, apiEndpoint: config.BIGQUERY_API_ENDPOINT }),
-    config.BIGQUERY_DATASET,
-    config.BIGQUERY_EVENTS_TABLE,
-  );
+  const rawEvents = rawEventStoreFrom(config);
   await rawEvents.ensureTable();
-  const zuora = new ZuoraClient({ baseUrl: config.ZUORA_BASE_URL, clientId: config.ZUORA_CLIENT_ID, clientSecret: config.ZUORA_CLIENT_SECRET });
+  const zuora = zuoraClientFrom(config);
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const activities = createActivities(activityDeps(config, { db, rawEvents, zuora }));
   const worker = await createTallyWorker({
     connection: nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ db, rawEvents, zuora, amountTypes: config.amountTypes, importPollMs: config.ZUORA_IMPORT_POLL_MS, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS }),
+    activities,
     workflows: { workflowBundle: { codePath: inject('workflowBundlePath') } },
     shutdownGraceTime: '1 second',
   });
-  const running = worker.run();
+  const zuoraWorker = await createZuoraWorker({
+    connection: nativeConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: zuoraTaskQueue(config.TEMPORAL_TASK_QUEUE),
+    activities,
+    maxPerSecond: config.ZUORA_MAX_REQUESTS_PER_SECOND,
+    shutdownGraceTime: '1 second',
+  });
+  const running = Promise.all([worker.run(), zuoraWorker.run()]);
   await ensureIngestDrainer(temporal, config.TEMPORAL_TASK_QUEUE);
   const app = await buildApp({ config, db, temporal, zuora });
   const { key } = await app.apiKeys.issue('test producer', ['ingest']);
@@ -99,6 +105,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
       // The drainer runs forever; it goes with the test's task queue.
       await temporal.workflow.getHandle(ingestDrainerWorkflowId(config.TEMPORAL_TASK_QUEUE)).terminate('test over').catch(() => undefined);
       worker.shutdown();
+      zuoraWorker.shutdown();
       await running;
       await Promise.allSettled([db.end(), clientConnection.close(), nativeConnection.close()]);
     },

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { addDays, billingDayOf } from '../core/billing-day.js';
+import { buildZuoraSandbox } from '../zuora-sandbox/server.js';
+import { startTestTally, type TestTally } from './support/stack.js';
+
+// The upload against a Zuora that misbehaves: server errors, a 429 storm, tokens that expire.
+// Each story ends with Zuora holding exactly what Postgres says, once. This file runs its own
+// sandbox, so its faults touch no other test file.
+
+let tally: TestTally;
+let sandbox: FastifyInstance;
+const run = randomBytes(3).toString('hex');
+
+async function faults(body: object): Promise<void> {
+  await sandbox.inject({ method: 'PUT', url: '/sandbox/faults', payload: body });
+}
+
+async function zuoraTotals(): Promise<Record<string, string>> {
+  const { usage } = (await sandbox.inject({ method: 'GET', url: '/sandbox/usage' })).json() as { usage: { uniqueKey: string; quantity: string }[] };
+  return Object.fromEntries(usage.map((u) => [u.uniqueKey, u.quantity]));
+}
+
+async function postgresTotals(day: string): Promise<Record<string, string>> {
+  const { rows } = await tally.db.query('SELECT unique_key, quantity FROM upload_ledger WHERE billing_day = $1', [day]);
+  return Object.fromEntries(rows.map((r) => [r.unique_key, r.quantity]));
+}
+
+async function usageFor(day: string, n: number, amount: number): Promise<void> {
+  await tally.db.query(
+    `INSERT INTO usage_daily (internal_instance_id, billing_day, amount_type, total, event_count, key_checksum)
+     VALUES ($1, $2, 'container-seconds', $3, 1, '0')
+     ON CONFLICT (internal_instance_id, billing_day, amount_type) DO UPDATE SET total = EXCLUDED.total`,
+    [`inst-${run}-${n}`, day, amount],
+  );
+}
+
+const upload = async (day: string) =>
+  (await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', payload: { day } })).json();
+
+beforeAll(async () => {
+  sandbox = await buildZuoraSandbox({ clientId: 'faults', clientSecret: 'faults-secret', importStepMs: 10 });
+  await sandbox.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = sandbox.server.address() as { port: number };
+  tally = await startTestTally({ ZUORA_BASE_URL: `http://127.0.0.1:${port}`, ZUORA_CLIENT_ID: 'faults', ZUORA_CLIENT_SECRET: 'faults-secret' });
+  for (let n = 0; n < 3; n++) {
+    await tally.app.inject({ method: 'POST', url: '/admin/organisations', payload: { id: `org-${run}-${n}`, name: `Org ${n}`, internalInstanceId: `inst-${run}-${n}` } });
+  }
+});
+afterAll(async () => {
+  await tally?.close();
+  await sandbox?.close();
+});
+
+describe('uploading while Zuora misbehaves', () => {
+  it('retries through server errors and ends with each record once', async () => {
+    const day = addDays(billingDayOf(Date.now()), -3);
+    for (let n = 0; n < 3; n++) await usageFor(day, n, 1000 + n);
+    await faults({ failNext: 2, errorStatus: 503, paths: ['/v1/usage'] });
+    const result = await upload(day);
+    expect(result.result).toMatchObject({ records: 3, status: 'Completed' });
+    const zuora = await zuoraTotals();
+    const postgres = await postgresTotals(day);
+    expect(Object.keys(postgres)).toHaveLength(3);
+    for (const [key, quantity] of Object.entries(postgres)) expect(zuora[key]).toBe(quantity);
+  });
+
+  it('waits out a 429 storm for as long as Retry-After says', async () => {
+    const day = addDays(billingDayOf(Date.now()), -4);
+    for (let n = 0; n < 3; n++) await usageFor(day, n, 2000 + n);
+    await faults({ rateLimitStorm: { requests: 2, retryAfterSeconds: 1 }, paths: ['/v1/usage'] });
+    const started = Date.now();
+    expect((await upload(day)).result).toMatchObject({ records: 3, status: 'Completed' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    const zuora = await zuoraTotals();
+    for (const [key, quantity] of Object.entries(await postgresTotals(day))) expect(zuora[key]).toBe(quantity);
+  });
+
+  it('re-authenticates when the token expires between uploads, and a corrected day stays one record', async () => {
+    const day = addDays(billingDayOf(Date.now()), -5);
+    for (let n = 0; n < 3; n++) await usageFor(day, n, 3000 + n);
+    await faults({});
+    expect((await upload(day)).result).toMatchObject({ records: 3 });
+    const before = Object.keys(await zuoraTotals()).length;
+    await faults({ expireTokens: true });
+    await usageFor(day, 1, 3500);
+    expect((await upload(day)).result).toMatchObject({ records: 1, corrections: 1, status: 'Completed' });
+    const zuora = await zuoraTotals();
+    expect(Object.keys(zuora)).toHaveLength(before);
+    for (const [key, quantity] of Object.entries(await postgresTotals(day))) expect(zuora[key]).toBe(quantity);
+    expect(Object.values(zuora)).toContain('3500');
+  });
+
+  it('reconciles a day: every line agrees, then each kind of drift is found and counted', async () => {
+    const day = addDays(billingDayOf(Date.now()), -6);
+    await faults({});
+    for (let n = 0; n < 2; n++) await usageFor(day, n, 4000 + n);
+    await upload(day);
+    const reconcile = async () =>
+      (await tally.app.inject({ method: 'POST', url: '/admin/reconciliations?wait=true', payload: { day } })).json().result;
+    expect(await reconcile()).toMatchObject({ lines: 2, differences: [] });
+
+    // Late usage not uploaded yet, a new line never uploaded, and Zuora changed behind our back.
+    await usageFor(day, 0, 4100);
+    await usageFor(day, 2, 9);
+    const token = (await sandbox.inject({
+      method: 'POST', url: '/oauth/token',
+      payload: 'client_id=faults&client_secret=faults-secret&grant_type=client_credentials',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    })).json().access_token;
+    const { rows } = await tally.db.query('SELECT unique_key, zuora_account_number FROM upload_ledger WHERE billing_day = $1 AND org_id = $2', [day, `org-${run}-1`]);
+    const edited = await sandbox.inject({
+      method: 'POST', url: '/v1/object/usage', headers: { authorization: `Bearer ${token}` },
+      payload: { AccountNumber: rows[0].zuora_account_number, UOM: 'CONTAINER_SECONDS', Quantity: '7', StartDateTime: `${day}T00:00:00`, UniqueKey: rows[0].unique_key, Description: 'edited by hand' },
+    });
+    expect(edited.json()).toMatchObject({ Success: true });
+
+    const report = await reconcile();
+    expect(report.lines).toBe(3);
+    expect(report.differences.map((d: { kind: string }) => d.kind).sort()).toEqual(['ledger_behind', 'not_uploaded', 'quantity_differs']);
+    const metrics = await tally.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/tally_reconciliation_differences\{kind="quantity_differs"\} 1/);
+    expect(metrics.body).toMatch(/tally_reconciliation_differences\{kind="not_uploaded"\} 1/);
+  });
+});
