@@ -8,8 +8,12 @@ import { BillingClientError } from './errors.js';
 export interface WireEvent {
   uniqueKey: string;
   internalInstanceId: string;
-  /** RFC 3339, UTC. */
-  timestamp: string;
+  /**
+   * When the usage happened: a Date (a copy of the caller's) until it is serialised, where
+   * Date.toJSON writes RFC 3339 UTC; a string once read back from a spill file. Formatting at
+   * send time keeps toISOString off the addAmounts path.
+   */
+  timestamp: Date | string;
   /** Amount type → non-negative integer quantity. */
   amounts: Record<string, number>;
   metadata?: Record<string, string>;
@@ -43,8 +47,9 @@ export function buildEvent(
   }
   if (internalInstanceId.length > MAX_ID_LENGTH) throw invalid('internalInstanceId', `must be at most ${MAX_ID_LENGTH} characters`);
   if (!(timestamp instanceof Date)) throw invalid('timestamp', 'must be a valid Date');
-  const iso = isoOf(timestamp);
-  if (iso === undefined) throw invalid('timestamp', 'must be a valid Date');
+  const ms = timestamp.getTime();
+  // toISOString's own range: ±8.64e15 ms; a NaN or out-of-range Date could not be sent.
+  if (!(Math.abs(ms) <= 8.64e15)) throw invalid('timestamp', 'must be a valid Date');
   if (amounts === null || typeof amounts !== 'object') throw invalid('amounts', 'must be an object of amount type → integer');
   const amountsCopy: Record<string, number> = {};
   let types = 0;
@@ -58,7 +63,7 @@ export function buildEvent(
     types++;
   }
   if (types === 0) throw invalid('amounts', 'must hold at least one amount');
-  const event: WireEvent = { uniqueKey, internalInstanceId, timestamp: iso, amounts: amountsCopy };
+  const event: WireEvent = { uniqueKey, internalInstanceId, timestamp: new Date(ms), amounts: amountsCopy };
   if (metadata !== undefined) {
     if (metadata === null || typeof metadata !== 'object') throw invalid('metadata', 'must be an object of string → string');
     const metadataCopy: Record<string, string> = {};
@@ -77,17 +82,4 @@ function isBlank(text: string): boolean {
   const first = text.charCodeAt(0);
   if (first > 32 && first < 127) return false;
   return text.trim().length === 0;
-}
-
-// Producers report many events per usage window with the same timestamp; formatting it once saves
-// most of toISOString's cost on the addAmounts path.
-let lastMs = Number.NaN;
-let lastIso = '';
-function isoOf(timestamp: Date): string | undefined {
-  const ms = timestamp.getTime();
-  if (ms === lastMs) return lastIso;
-  if (Number.isNaN(ms)) return undefined;
-  lastIso = timestamp.toISOString(); // throws RangeError beyond year 275760; getTime() is NaN then already
-  lastMs = ms;
-  return lastIso;
 }
