@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type pg from 'pg';
+import type { ZuoraClient } from './zuora-client.js';
 import type { Config } from '../core/config.js';
 import { OrgIdKey } from '../workflows/search-attributes.js';
 import type { SentNotification, TrialInput, TrialStatus, trialWorkflow } from '../workflows/trial.js';
@@ -79,7 +80,7 @@ export interface NotifyInput {
   data: Record<string, unknown>;
 }
 
-export function createTrialActivities(deps: { db: pg.Pool; trials: TrialSettings }) {
+export function createTrialActivities(deps: { db: pg.Pool; trials: TrialSettings; zuora: ZuoraClient }) {
   const notifier = new Notifier(deps.db, deps.trials);
   const orgNotFound = (orgId: string) => ApplicationFailure.nonRetryable(`organisation ${orgId} is not registered`, 'OrganisationNotFound');
 
@@ -124,10 +125,17 @@ export function createTrialActivities(deps: { db: pg.Pool; trials: TrialSettings
     async convertOrganisation(input: { orgId: string; paymentMethod: { id: string; type: string; last4?: string; expiry?: string }; addedBy: string }): Promise<void> {
       const client = await deps.db.connect();
       try {
+        const pm = input.paymentMethod;
+        // Zuora first: the key makes a retry add the method once, and the organisation is only
+        // marked paid once its account can be charged.
+        const account = (await client.query<{ zuora_account_number: string | null }>('SELECT zuora_account_number FROM organisations WHERE id = $1', [input.orgId])).rows[0];
+        if (!account) throw orgNotFound(input.orgId);
+        if (account.zuora_account_number) {
+          await deps.zuora.addPaymentMethod(account.zuora_account_number, { type: pm.type }, `tally-pm-${input.orgId}-${pm.id}`);
+        }
         await client.query('BEGIN');
         const res = await client.query("UPDATE organisations SET status = 'paid', status_changed_at = now() WHERE id = $1", [input.orgId]);
         if (res.rowCount === 0) throw orgNotFound(input.orgId);
-        const pm = input.paymentMethod;
         await client.query(
           `INSERT INTO payment_methods (id, org_id, type, last4, expiry, added_by) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (id) DO NOTHING`,

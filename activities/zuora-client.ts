@@ -63,6 +63,22 @@ export class ZuoraClient {
     return { accountId: body.accountId, accountNumber: body.accountNumber };
   }
 
+  /** Zuora's "Create a payment method", made the account's default. The key makes a retry add it once. */
+  async addPaymentMethod(accountKey: string, method: { type: string }, idempotencyKey: string): Promise<{ id: string }> {
+    const body = await this.request<{ id: string }>('POST', '/v1/payment-methods', {
+      idempotencyKey,
+      json: { accountKey, type: method.type, makeDefault: true },
+    });
+    return { id: body.id };
+  }
+
+  async account(accountKey: string): Promise<{ accountNumber: string; defaultPaymentMethodId: string | null }> {
+    const body = await this.request<{ basicInfo: { accountNumber: string }; billingAndPayment: { defaultPaymentMethodId: string | null } }>(
+      'GET', `/v1/accounts/${encodeURIComponent(accountKey)}`,
+    );
+    return { accountNumber: body.basicInfo.accountNumber, defaultPaymentMethodId: body.billingAndPayment.defaultPaymentMethodId };
+  }
+
   /** Zuora's usage import: one CSV file; answers the import id to poll. */
   async importUsage(csv: string, fileName: string): Promise<{ importId: string; statusPath: string }> {
     const form = new FormData();

@@ -63,7 +63,10 @@ describe('trial routes', () => {
     const res = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/convert`, payload: { paymentMethod: { type: 'CreditCard', last4: '4242' } } });
     expect(res.statusCode).toBe(200);
     expect(res.json().trial).toMatchObject({ status: 'paid', paymentMethod: { type: 'CreditCard', last4: '4242' } });
-    expect((await tally.db.query('SELECT status FROM organisations WHERE id = $1', [orgId])).rows[0].status).toBe('paid');
+    const org = (await tally.db.query('SELECT status, zuora_account_number FROM organisations WHERE id = $1', [orgId])).rows[0];
+    expect(org.status).toBe('paid');
+    // The organisation's Zuora account has it as its default payment method.
+    expect((await tally.zuora.account(org.zuora_account_number)).defaultPaymentMethodId).toMatch(/^[0-9a-f]{32}$/);
     const cancel = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/cancel`, payload: {} });
     expect(cancel.statusCode).toBe(409);
     expect(cancel.json().message).toContain('paid');

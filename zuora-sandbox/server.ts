@@ -9,6 +9,7 @@ import { IdempotencyGuard } from './idempotency.js';
 import { UsageImporter } from './importer.js';
 import { RequestRateLimiter, checkRateLimitOptions, enforceRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { accountRoutes } from './routes/accounts.js';
+import { paymentMethodRoutes } from './routes/payment-methods.js';
 import { faultRoutes } from './routes/faults.js';
 import { objectUsageRoutes } from './routes/object-usage.js';
 import { operatorRoutes } from './routes/operator.js';
@@ -105,6 +106,7 @@ export async function buildZuoraSandbox(opts: ZuoraSandboxOptions): Promise<Fast
     async (v1) => {
       v1.addHook('onRequest', requireBearerToken(services.tokens));
       await v1.register(accountRoutes, services);
+      await v1.register(paymentMethodRoutes, services);
       await v1.register(usageRoutes, services);
       await v1.register(objectUsageRoutes, services);
     },

@@ -8,6 +8,7 @@ import type {
   UsageSource,
   UsageStatus,
   UsageWrite,
+  PaymentMethod,
 } from './model.js';
 import { readSnapshot, writeSnapshot } from './data-file.js';
 import { zuoraDateTime } from './usage-values.js';
@@ -110,6 +111,14 @@ export class SandboxState {
     this.accountsByNumber.set(account.accountNumber, account);
     this.persist();
     return account;
+  }
+
+  /** A new default payment method of the account (Zuora keeps the old ones; the sandbox the default). */
+  setDefaultPaymentMethod(accountId: string, paymentMethod: PaymentMethod): void {
+    const account = this.accounts.get(accountId);
+    if (!account) return;
+    account.paymentMethod = paymentMethod;
+    this.persist();
   }
 
   /** By id or by account number, as Zuora's `{account-key}`. */

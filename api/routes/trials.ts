@@ -88,7 +88,7 @@ export const trialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/admin/trials/:orgId/convert', {
     schema: {
       summary: 'Add a payment method: the trial ends and the organisation is paid (an enforcement is lifted)', tags: ['admin'],
-      description: 'The payment method is recorded in Tally (payment_methods); the Zuora sandbox has no payment-method route yet.',
+      description: "The payment method becomes the default of the organisation's Zuora account, is recorded in Tally (payment_methods), and the trial ends as paid.",
       params: OrgParams, headers: IdempotencyHeaders,
       body: Type.Object({
         paymentMethod: Type.Object({
