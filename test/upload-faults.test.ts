@@ -124,3 +124,61 @@ describe('uploading while Zuora misbehaves', () => {
     expect(metrics.body).toMatch(/tally_reconciliation_differences\{kind="not_uploaded"\} 1/);
   });
 });
+
+describe('a worker that dies during an import', () => {
+  it('leaves the upload to the next worker, which finishes it with each record once', async () => {
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { createActivities, activityDeps } = await import('../activities/index.js');
+    const { createZuoraWorker } = await import('../workers/worker.js');
+    const { zuoraTaskQueue } = await import('../core/task-queues.js');
+    const day = addDays(billingDayOf(Date.now()), -7);
+    for (let n = 0; n < 3; n++) await usageFor(day, n, 5000 + n);
+    // The import will hang in Processing while its poller's worker goes away.
+    await faults({ hangImports: true });
+    const handle = await tally.temporal.workflow.start('uploadDayWorkflow', {
+      workflowId: `upload-${day}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [day],
+    });
+    await eventually(async () => {
+      const imports = await tally.db.query("SELECT count(*)::int AS n FROM upload_ledger_imports WHERE billing_day = $1 AND status = 'submitted'", [day]);
+      expect(imports.rows[0].n).toBe(1);
+    });
+    // Kill the Zuora queue's worker mid-poll: its activity stops heartbeating.
+    await tally.stopZuoraWorker();
+    await faults({});
+    // A new worker on the same queue takes over once the heartbeat times out.
+    const connection = await NativeConnection.connect({ address: tally.config.TEMPORAL_ADDRESS });
+    const replacement = await createZuoraWorker({
+      connection,
+      namespace: tally.config.TEMPORAL_NAMESPACE,
+      taskQueue: zuoraTaskQueue(tally.config.TEMPORAL_TASK_QUEUE),
+      activities: createActivities(activityDeps(tally.config, { db: tally.db, rawEvents: tally.rawEvents, zuora: tally.zuora })),
+      maxPerSecond: 10,
+      shutdownGraceTime: '1 second',
+    });
+    const running = replacement.run();
+    try {
+      expect(await handle.result()).toMatchObject({ records: 3, status: 'Completed' });
+      const zuora = await zuoraTotals();
+      for (const [key, quantity] of Object.entries(await postgresTotals(day))) expect(zuora[key]).toBe(quantity);
+      const { usage } = (await sandbox.inject({ method: 'GET', url: '/sandbox/usage' })).json() as { usage: { uniqueKey: string }[] };
+      const keys = usage.map((u) => u.uniqueKey);
+      expect(new Set(keys).size).toBe(keys.length);
+    } finally {
+      replacement.shutdown();
+      await running;
+      await connection.close();
+    }
+  }, 120_000);
+});
+
+async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

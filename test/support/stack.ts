@@ -34,6 +34,8 @@ export interface TestTally {
   worker: Worker;
   /** Headers bearing a live producer API key with the ingest scope. */
   auth: { authorization: string };
+  /** Stops the Zuora queue's worker, as a crash would take it away mid-activity. */
+  stopZuoraWorker(): Promise<void>;
   /** Resolves once the batch is written to BigQuery (by the drainer workflow). */
   batchWritten(batchId: string): Promise<void>;
   /** What ingestEvents needs, for tests that call it directly. */
@@ -92,6 +94,10 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     config, db, rawEvents, temporal, zuora, app, worker,
     auth: { authorization: `Bearer ${key}` },
     ingestDeps: { db, temporalHealth: new TemporalHealth(temporal, 5_000), taskQueue: config.TEMPORAL_TASK_QUEUE },
+    async stopZuoraWorker() {
+      zuoraWorker.shutdown();
+      while (zuoraWorker.getState() !== 'STOPPED' && zuoraWorker.getState() !== 'FAILED') await new Promise((r) => setTimeout(r, 100));
+    },
     async batchWritten(batchId) {
       for (let i = 0; i < 600; i++) {
         const { rows } = await db.query('SELECT written_at FROM ingest_batches WHERE batch_id = $1', [batchId]);
@@ -105,7 +111,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
       // The drainer runs forever; it goes with the test's task queue.
       await temporal.workflow.getHandle(ingestDrainerWorkflowId(config.TEMPORAL_TASK_QUEUE)).terminate('test over').catch(() => undefined);
       worker.shutdown();
-      zuoraWorker.shutdown();
+      if (zuoraWorker.getState() === 'RUNNING') zuoraWorker.shutdown();
       await running;
       await Promise.allSettled([db.end(), clientConnection.close(), nativeConnection.close()]);
     },
