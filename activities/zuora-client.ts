@@ -21,6 +21,16 @@ export interface ZuoraClientOptions {
 
 export type ImportStatus = 'Pending' | 'Processing' | 'Completed' | 'Failed' | 'Canceled';
 
+export interface ZuoraInvoice {
+  id: string;
+  invoiceNumber: string;
+  invoiceDate: string;
+  dueDate: string;
+  amount: string | number;
+  balance: string | number;
+  status: string;
+}
+
 export interface ZuoraUsageRecord {
   uniqueKey?: string | null;
   accountNumber: string;
@@ -77,6 +87,12 @@ export class ZuoraClient {
       'GET', `/v1/accounts/${encodeURIComponent(accountKey)}`,
     );
     return { accountNumber: body.basicInfo.accountNumber, defaultPaymentMethodId: body.billingAndPayment.defaultPaymentMethodId };
+  }
+
+  /** The account's invoices, newest first, as Zuora lists them. */
+  async accountInvoices(accountKey: string): Promise<ZuoraInvoice[]> {
+    const body = await this.request<{ invoices: ZuoraInvoice[] }>('GET', `/v1/transactions/invoices/accounts/${encodeURIComponent(accountKey)}`);
+    return body.invoices;
   }
 
   /** Zuora's usage import: one CSV file; answers the import id to poll. */

@@ -182,3 +182,16 @@ async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promi
     }
   }
 }
+
+describe('invoices', () => {
+  it('lists what a bill run posted for the uploaded usage, with exact amounts', async () => {
+    const day = addDays(billingDayOf(Date.now()), -3); // uploaded by the first story: 1000, 1001, 1002 container-seconds
+    const billRun = await sandbox.inject({ method: 'POST', url: '/sandbox/bill-run', payload: { from: day, to: day } });
+    expect(billRun.json().invoices).toBe(3);
+    const { rows } = await tally.db.query('SELECT zuora_account_number FROM organisations WHERE id = $1', [`org-${run}-1`]);
+    const invoices = await tally.zuora.accountInvoices(rows[0].zuora_account_number);
+    expect(invoices).toEqual([expect.objectContaining({ invoiceDate: day, amount: '0.01001', balance: '0.01001', status: 'Posted', invoiceNumber: expect.stringMatching(/^INV\d{8}$/) })]);
+    const missing = await sandbox.inject({ method: 'GET', url: '/v1/transactions/invoices/accounts/A99999999', headers: { authorization: 'Bearer x' } });
+    expect(missing.statusCode).toBe(401);
+  });
+});

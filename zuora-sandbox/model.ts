@@ -130,4 +130,21 @@ export interface SandboxSnapshot {
   usage: UsageRecord[];
   imports: UsageImport[];
   idempotency: IdempotentResponse[];
+  /** Absent in data files written before the sandbox had bill runs. */
+  invoices?: Invoice[];
+}
+
+/** An invoice a sandbox bill run posted: one line per unit of measure of the period's usage. */
+export interface Invoice {
+  id: string;
+  accountId: string;
+  accountNumber: string;
+  invoiceNumber: string;
+  invoiceDate: string;
+  dueDate: string;
+  /** Exact decimal strings, as Zuora's amounts. */
+  amount: string;
+  balance: string;
+  status: 'Posted';
+  lines: { unitOfMeasure: string; quantity: string; unitPrice: string; amount: string; serviceStartDate: string; serviceEndDate: string }[];
 }

@@ -10,6 +10,7 @@ import { UsageImporter } from './importer.js';
 import { RequestRateLimiter, checkRateLimitOptions, enforceRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { accountRoutes } from './routes/accounts.js';
 import { paymentMethodRoutes } from './routes/payment-methods.js';
+import { billRunRoutes, invoiceRoutes } from './routes/invoices.js';
 import { faultRoutes } from './routes/faults.js';
 import { objectUsageRoutes } from './routes/object-usage.js';
 import { operatorRoutes } from './routes/operator.js';
@@ -107,6 +108,7 @@ export async function buildZuoraSandbox(opts: ZuoraSandboxOptions): Promise<Fast
       v1.addHook('onRequest', requireBearerToken(services.tokens));
       await v1.register(accountRoutes, services);
       await v1.register(paymentMethodRoutes, services);
+      await v1.register(invoiceRoutes, services);
       await v1.register(usageRoutes, services);
       await v1.register(objectUsageRoutes, services);
     },
@@ -114,6 +116,7 @@ export async function buildZuoraSandbox(opts: ZuoraSandboxOptions): Promise<Fast
   );
   await app.register(operatorRoutes, { ...services, prefix: '/sandbox' });
   await app.register(faultRoutes, { ...services, prefix: '/sandbox' });
+  await app.register(billRunRoutes, { ...services, prefix: '/sandbox' });
 
   app.addHook('onReady', async () => services.importer.resumeUnfinished());
   app.addHook('onClose', async () => services.importer.stop());

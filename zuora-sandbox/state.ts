@@ -9,6 +9,7 @@ import type {
   UsageStatus,
   UsageWrite,
   PaymentMethod,
+  Invoice,
 } from './model.js';
 import { readSnapshot, writeSnapshot } from './data-file.js';
 import { zuoraDateTime } from './usage-values.js';
@@ -80,6 +81,7 @@ export class SandboxState {
   private imports = new Map<string, UsageImport>();
   private idempotency = new Map<string, IdempotentResponse>();
   private nextAccountSequence = 1;
+  private invoices = new Map<string, Invoice>();
   private batchDepth = 0;
 
   private constructor(private readonly dataFile?: string) {}
@@ -274,6 +276,7 @@ export class SandboxState {
     this.usageByUniqueKey.clear();
     this.imports.clear();
     this.idempotency.clear();
+    this.invoices.clear();
     this.nextAccountSequence = 1;
     this.persist();
   }
@@ -286,6 +289,7 @@ export class SandboxState {
       usage: [...this.usage.values()],
       imports: [...this.imports.values()],
       idempotency: [...this.idempotency.values()].filter((entry) => now - entry.createdAt < IDEMPOTENCY_TTL_MS),
+      invoices: [...this.invoices.values()],
     };
   }
 
@@ -301,6 +305,22 @@ export class SandboxState {
     }
     for (const usageImport of snapshot.imports) this.imports.set(usageImport.id, usageImport);
     for (const entry of snapshot.idempotency) this.idempotency.set(entry.key, entry);
+    for (const invoice of snapshot.invoices ?? []) this.invoices.set(invoice.id, invoice);
+  }
+
+  // Invoices
+
+  addInvoice(invoice: Invoice): void {
+    this.invoices.set(invoice.id, invoice);
+    this.persist();
+  }
+
+  invoicesOfAccount(accountId: string): Invoice[] {
+    return [...this.invoices.values()].filter((i) => i.accountId === accountId).sort((a, b) => (a.invoiceDate < b.invoiceDate ? 1 : -1));
+  }
+
+  nextInvoiceNumber(): string {
+    return `INV${String(this.invoices.size + 1).padStart(8, '0')}`;
   }
 
   private persist(): void {
