@@ -125,6 +125,35 @@ describe('uploading while Zuora misbehaves', () => {
   });
 });
 
+describe('a token that expires mid-upload', () => {
+  it('is refreshed between the upload of the file and the polls of its import', async () => {
+    const day = addDays(billingDayOf(Date.now()), -8);
+    for (let n = 0; n < 3; n++) await usageFor(day, n, 6000 + n);
+    await faults({ hangImports: true });
+    const handle = await tally.temporal.workflow.start('uploadDayWorkflow', {
+      workflowId: `upload-${day}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [day],
+    });
+    await eventuallyTrue(async () => {
+      const imports = await tally.db.query("SELECT count(*)::int AS n FROM upload_ledger_imports WHERE billing_day = $1", [day]);
+      return imports.rows[0].n === 1;
+    });
+    // The file is in; every token issued so far expires now, and the import may finish.
+    await faults({ expireTokens: true });
+    expect(await handle.result()).toMatchObject({ records: 3, status: 'Completed' });
+    const zuora = await zuoraTotals();
+    for (const [key, quantity] of Object.entries(await postgresTotals(day))) expect(zuora[key]).toBe(quantity);
+    await faults({});
+  });
+});
+
+async function eventuallyTrue(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('a worker that dies during an import', () => {
   it('leaves the upload to the next worker, which finishes it with each record once', async () => {
     const { NativeConnection } = await import('@temporalio/worker');
