@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Registry } from 'prom-client';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BillingClient, ContainerSeconds, DEFAULT_CONFIG, NodeSeconds } from '../client/index.js';
-import { projectRoot } from '../devstack/tools.js';
+import { writeBenchmarkSection } from './results.js';
 
 // How fast addAmounts takes events and what a full buffer costs in memory. No network in the
 // measured loops: they are synchronous, so the client's sender cannot run until they end, and
@@ -129,16 +127,5 @@ objects cannot change a buffered event) and copies the Date (formatted as RFC 33
 `;
 
 process.stdout.write(`${section}\n`);
-const docPath = path.join(projectRoot, 'docs', 'benchmarks.md');
-const doc = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '# Benchmarks\n';
-// Only this section is replaced: from its heading to the next "## " heading (or the end).
-const start = doc.search(/^## Client\b/m);
-let updated: string;
-if (start === -1) {
-  updated = `${doc.trimEnd()}\n\n${section}`;
-} else {
-  const next = doc.slice(start + 1).search(/^## /m);
-  updated = next === -1 ? `${doc.slice(0, start)}${section}` : `${doc.slice(0, start)}${section}\n${doc.slice(start + 1 + next)}`;
-}
-fs.writeFileSync(docPath, updated);
+const docPath = writeBenchmarkSection('Client', section);
 process.stdout.write(`wrote the Client section of ${docPath}\n`);

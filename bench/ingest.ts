@@ -14,6 +14,7 @@ import { startLocalStack } from '../devstack/index.js';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 import { forwardLoad } from './forward-load.js';
+import { writeBenchmarkSection } from './results.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -150,21 +151,10 @@ try {
     '',
   ].join('\n');
   process.stderr.write(`\n${section}\n`);
-  writeSection('docs/benchmarks.md', args['no-drain'] ? '## Ingest without the drain' : '## Ingest', section);
+  writeBenchmarkSection(args['no-drain'] ? 'Ingest without the drain' : 'Ingest', section);
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
   await stack.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-}
-
-/** Replaces this benchmark's section of the results file, keeping the others. */
-function writeSection(file: string, heading: string, section: string): void {
-  const target = path.join(projectRoot, file);
-  const existing = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '# Benchmarks\n\nEach section is written by its benchmark; the baseline is measured in the same run.\n\n';
-  const parts = existing.split(/(?=^## )/m);
-  const kept = parts.filter((p) => !p.startsWith(`${heading} (`));
-  const head = kept.filter((p) => !p.startsWith('## '));
-  const others = kept.filter((p) => p.startsWith('## '));
-  fs.writeFileSync(target, [...head, ...others, `${section}\n`].join(''));
 }

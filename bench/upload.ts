@@ -21,6 +21,7 @@ import { projectRoot } from '../devstack/tools.js';
 import { startWorkerService } from '../workers/service.js';
 import { uploadDayWorkflow } from '../workflows/upload.js';
 import { buildZuoraSandbox } from '../zuora-sandbox/server.js';
+import { writeBenchmarkSection } from './results.js';
 
 const { values: args } = parseArgs({ options: { orgs: { type: 'string', default: '1000' }, days: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' } } });
 const orgs = Number(args.orgs);
@@ -128,7 +129,7 @@ try {
     '',
   ].join('\n');
   process.stderr.write(`\n${section}\n`);
-  writeSection('docs/benchmarks.md', '## Upload to Zuora', section);
+  writeBenchmarkSection('Upload to Zuora', section);
 } finally {
   await connection.close();
   await worker.stop();
@@ -137,12 +138,4 @@ try {
   await baselineZuora.app.close();
   await stack.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
-}
-
-/** Replaces this benchmark's section of the results file, keeping the others. */
-function writeSection(file: string, heading: string, section: string): void {
-  const target = path.join(projectRoot, file);
-  const parts = fs.readFileSync(target, 'utf8').split(/(?=^## )/m);
-  const kept = parts.filter((p) => !p.startsWith(heading));
-  fs.writeFileSync(target, [...kept, `${section}\n`].join(''));
 }
