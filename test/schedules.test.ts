@@ -1,6 +1,7 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGGREGATION_SCHEDULE_ID, MAINTENANCE_SCHEDULE_ID, RECONCILIATION_SCHEDULE_ID, UPLOAD_SCHEDULE_ID, ensureSchedules } from '../workers/schedules.js';
+import { eventually } from './support/eventually.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // Schedules take their day from the schedule's time, so a backfill of a past range does those days.
@@ -14,17 +15,13 @@ afterAll(async () => {
   await tally?.close();
 });
 
-async function waitForCompletion(workflowId: string): Promise<Awaited<ReturnType<ReturnType<TestTally['temporal']['workflow']['getHandle']>['describe']>>> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const description = await tally.temporal.workflow.getHandle(workflowId).describe();
-      if (description.status.name !== 'RUNNING') return description;
-    } catch {
-      // not started yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${workflowId} did not complete`);
+/** The workflow's description once it has finished (started by the schedule, so maybe not yet there). */
+function waitForCompletion(workflowId: string) {
+  return eventually(async () => {
+    const description = await tally.temporal.workflow.getHandle(workflowId).describe();
+    expect(description.status.name).not.toBe('RUNNING');
+    return description;
+  });
 }
 
 describe('schedules', () => {

@@ -13,6 +13,7 @@ import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { cancelTrial, convertTrial, extendTrial, trialNotifications, trialState, trialSweepWorkflow, type trialWorkflow } from '../workflows/trial.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
+import { eventually } from './support/eventually.js';
 import { zuoraClientFrom } from '../activities/clients.js';
 import { loadConfig } from '../core/config.js';
 
@@ -112,19 +113,6 @@ async function startTrial(orgId: string, opts: { historyLimit?: number } = {}): 
   return startTrialWorkflow(env.client, taskQueue, input, { joinRunning: true });
 }
 
-/** Waits (in real time, without skipping) until the check passes: activities take real milliseconds. */
-async function eventually<T>(check: () => Promise<T>, withinMs = 10_000): Promise<T> {
-  let last: unknown;
-  for (let i = 0; i < withinMs / 50; i++) {
-    try {
-      return await check();
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw last;
-}
 
 async function orgStatus(orgId: string): Promise<string> {
   return (await db.query<{ status: string }>('SELECT status FROM organisations WHERE id = $1', [orgId])).rows[0]!.status;

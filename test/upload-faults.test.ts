@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { addDays, billingDayOf } from '../core/billing-day.js';
 import { buildZuoraSandbox } from '../zuora-sandbox/server.js';
+import { eventually } from './support/eventually.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // The upload against a Zuora that misbehaves: server errors, a 429 storm, tokens that expire.
@@ -133,9 +134,9 @@ describe('a token that expires mid-upload', () => {
     const handle = await tally.temporal.workflow.start('uploadDayWorkflow', {
       workflowId: `upload-${day}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [day],
     });
-    await eventuallyTrue(async () => {
+    await eventually(async () => {
       const imports = await tally.db.query("SELECT count(*)::int AS n FROM upload_ledger_imports WHERE billing_day = $1", [day]);
-      return imports.rows[0].n === 1;
+      expect(imports.rows[0].n).toBe(1);
     });
     // The file is in; every token issued so far expires now, and the import may finish.
     await faults({ expireTokens: true });
@@ -146,13 +147,6 @@ describe('a token that expires mid-upload', () => {
   });
 });
 
-async function eventuallyTrue(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('a worker that dies during an import', () => {
   it('leaves the upload to the next worker, which finishes it with each record once', async () => {
@@ -200,17 +194,6 @@ describe('a worker that dies during an import', () => {
   }, 120_000);
 });
 
-async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
 
 describe('invoices', () => {
   it('lists what a bill run posted for the uploaded usage, with exact amounts', async () => {

@@ -3,7 +3,8 @@ import { rawEventStoreFrom, zuoraClientFrom } from '../../activities/clients.js'
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
+import { eventually } from './eventually.js';
 import { activityDeps, createActivities } from '../../activities/index.js';
 import { RawEventStore } from '../../activities/raw-events.js';
 import { ZuoraClient } from '../../activities/zuora-client.js';
@@ -99,13 +100,12 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
       while (zuoraWorker.getState() !== 'STOPPED' && zuoraWorker.getState() !== 'FAILED') await new Promise((r) => setTimeout(r, 100));
     },
     async batchWritten(batchId) {
-      for (let i = 0; i < 600; i++) {
+      await eventually(async () => {
         const { rows } = await db.query('SELECT written_at FROM ingest_batches WHERE batch_id = $1', [batchId]);
-        if (rows[0]?.written_at) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error(`batch ${batchId} was not written to BigQuery within 60 s`);
+        expect(rows[0]?.written_at, `batch ${batchId} written to BigQuery`).toBeTruthy();
+      }, 60_000);
     },
+
     async close() {
       await app.close();
       // The drainer runs forever; it goes with the test's task queue.
