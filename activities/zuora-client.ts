@@ -39,16 +39,6 @@ export interface ZuoraUsageRecord {
   startDateTime: string;
 }
 
-export interface UsageRecord {
-  accountNumber: string;
-  unitOfMeasure: string;
-  quantity: string;
-  startDate: string;
-  endDate: string;
-  description: string;
-  uniqueKey: string;
-}
-
 /** A typed client for the parts of Zuora's REST API Tally uses; the same code talks to the sandbox and to a tenant. */
 export class ZuoraClient {
   private token?: { value: string; expiresAt: number };

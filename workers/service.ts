@@ -10,7 +10,6 @@ import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { ensureIngestDrainer } from './ingest-drainer.js';
 import { ensureSchedules } from './schedules.js';
-import { taskQueue } from './task-queues.js';
 import { createTallyWorker, createZuoraWorker, type WorkflowSource } from './worker.js';
 import { zuoraTaskQueue } from '../core/task-queues.js';
 
@@ -36,19 +35,19 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
-  const schedules = await ensureSchedules(temporal, taskQueue(config));
-  const drainer = await ensureIngestDrainer(temporal, taskQueue(config));
+  const schedules = await ensureSchedules(temporal, config.TEMPORAL_TASK_QUEUE);
+  const drainer = await ensureIngestDrainer(temporal, config.TEMPORAL_TASK_QUEUE);
   const worker: Worker = await createTallyWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: taskQueue(config),
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
     activities,
     workflows: opts.workflows,
   });
   const zuoraWorker = await createZuoraWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: zuoraTaskQueue(taskQueue(config)),
+    taskQueue: zuoraTaskQueue(config.TEMPORAL_TASK_QUEUE),
     activities,
     maxPerSecond: config.ZUORA_MAX_REQUESTS_PER_SECOND,
   });
@@ -57,7 +56,7 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
 
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'tally_worker_' });
-  const workerState = new client.Gauge({
+  new client.Gauge({
     name: 'tally_worker_running',
     help: '1 while the Temporal worker polls its task queue',
     registers: [registry],
@@ -65,7 +64,6 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
       this.set(worker.getState() === 'RUNNING' ? 1 : 0);
     },
   });
-  void workerState;
   const metricsServer = http.createServer(async (req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
@@ -76,7 +74,7 @@ export async function startWorkerService(config: Config, logger: Logger, opts: {
   await new Promise<void>((resolve) => metricsServer.listen(config.WORKER_METRICS_PORT, config.API_HOST, resolve));
   const address = metricsServer.address();
   const port = typeof address === 'object' && address ? address.port : config.WORKER_METRICS_PORT;
-  logger.info({ taskQueue: taskQueue(config), schedules, drainer, metricsPort: port }, 'worker started');
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, schedules, drainer, metricsPort: port }, 'worker started');
 
   return {
     metricsUrl: `http://${config.API_HOST}:${port}/metrics`,
