@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
 import { claimKeys } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
+import { isPostgresUnavailable } from '../db/pool.js';
 import type { TemporalHealth } from './temporal-health.js';
 
 /** The steps of the ingest transaction, in order (docs/ingest.md). */
@@ -75,6 +76,7 @@ export async function ingestEvents(
   try {
     client = await deps.db.connect();
   } catch (err) {
+    if (!isPostgresUnavailable(err)) throw err;
     throw new IngestUnavailableError('postgres', err);
   }
   let accepted: AcceptedEvent[] = [];
@@ -98,7 +100,8 @@ export async function ingestEvents(
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release(true); // a connection that failed mid-transaction is not reused
-    if (err instanceof IngestUnavailableError) throw err;
+    // Only an outage is a 503 (retry later); anything else is a bug to see, not to retry.
+    if (err instanceof IngestUnavailableError || !isPostgresUnavailable(err)) throw err;
     throw new IngestUnavailableError('postgres', err);
   }
   client.release();

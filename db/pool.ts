@@ -9,3 +9,21 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 export function createPool(databaseUrl: string, max: number): pg.Pool {
   return new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000 });
 }
+
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
+
+/**
+ * Whether an error means "Postgres cannot serve now, retry later" — the connection failed or
+ * dropped, the server is starting or stopping, out of resources, or a transaction lost a
+ * serialization race — as opposed to a bug or a broken schema, which retrying will not mend.
+ */
+export function isPostgresUnavailable(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    if (NETWORK_ERRORS.has(code)) return true;
+    // SQLSTATE classes: 08 connection exception, 57P operator intervention (shutdown, restart),
+    // 53 insufficient resources; 40001 / 40P01 serialization failure and deadlock.
+    if (/^(08|57P|53)/.test(code) || code === '40001' || code === '40P01') return true;
+  }
+  return typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect/i.test(message);
+}

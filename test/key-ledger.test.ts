@@ -30,6 +30,9 @@ function ingestAt(now: number, events: unknown[], crashPoint?: (p: CrashPoint, b
 }
 
 const eventAt = (key: string, iso: string, samples = 1) => ({ uniqueKey: `${run}-${key}`, internalInstanceId: `inst-${run}`, timestamp: iso, amounts: { samples } });
+/** What the ingest transaction sees when the process or its connection dies at a step. */
+const connectionLost = (point: string) => Object.assign(new Error(`Connection terminated at ${point}`), { code: 'ECONNRESET' });
+
 const statuses = (o: { results: { status: string }[] }) => o.results.map((r) => r.status);
 
 describe('the key ledger', () => {
@@ -77,7 +80,7 @@ describe('a crash at each step of the ingest transaction', () => {
   for (const point of ['keys-claimed', 'batch-stored'] as const) {
     it(`at ${point}: nothing is kept and the retry is accepted once`, async () => {
       const events = [eventAt(`crash-${point}`, `${today}T00:00:00Z`, 7)];
-      await expect(ingestAt(now(), events, (p) => { if (p === point) throw new Error(`crash at ${p}`); })).rejects.toThrow(/unavailable/);
+      await expect(ingestAt(now(), events, (p) => { if (p === point) throw connectionLost(p); })).rejects.toThrow(/unavailable/);
       const kept = await tally.db.query('SELECT count(*)::int AS n FROM event_keys WHERE event_key = $1', [`${run}-crash-${point}`]);
       expect(kept.rows[0].n).toBe(0);
       const retry = await ingestAt(now(), events);
@@ -87,9 +90,16 @@ describe('a crash at each step of the ingest transaction', () => {
     });
   }
 
+  it('a bug inside the transaction is not dressed up as an outage: it rolls back and surfaces as itself', async () => {
+    const events = [eventAt('bug', `${today}T00:00:00Z`, 1)];
+    await expect(ingestAt(now(), events, (p) => { if (p === 'batch-stored') throw new TypeError('a bug'); })).rejects.toThrow(TypeError);
+    const kept = await tally.db.query('SELECT count(*)::int AS n FROM event_keys WHERE event_key = $1', [`${run}-bug`]);
+    expect(kept.rows[0].n).toBe(0);
+  });
+
   it('after the commit, before the answer: the retry is a duplicate and BigQuery gets one row', async () => {
     const events = [eventAt('crash-committed', `${today}T00:00:00Z`, 11)];
-    await expect(ingestAt(now(), events, (p) => { if (p === 'committed') throw new Error('crash'); })).rejects.toThrow();
+    await expect(ingestAt(now(), events, (p) => { if (p === 'committed') throw connectionLost(p); })).rejects.toThrow();
     const retry = await ingestAt(now(), events);
     expect(statuses(retry)).toEqual(['duplicate']);
     const { rows } = await tally.db.query('SELECT batch_id FROM event_keys WHERE event_key = $1', [`${run}-crash-committed`]);

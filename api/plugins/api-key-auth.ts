@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import type { onRequestHookHandler } from 'fastify';
+import { isPostgresUnavailable } from '../../db/pool.js';
 import { ApiKeys, type ApiKeyScope } from '../api-keys.js';
 
 declare module 'fastify' {
@@ -21,6 +22,7 @@ export const apiKeyAuthPlugin = fp(async (app) => {
     try {
       check = await apiKeys.check(req.headers.authorization, scope);
     } catch (err) {
+      if (!isPostgresUnavailable(err)) throw err;
       req.log.warn({ err }, 'API key check failed: billing DB unavailable');
       return reply.code(503).header('retry-after', '5').send({
         code: 'INGEST_UNAVAILABLE',
