@@ -47,6 +47,14 @@ describe('schedules', () => {
     expect(previous.status.name).toBe('COMPLETED');
     expect(day.status.name).toBe('COMPLETED');
     expect(day.searchAttributes.BillingDay).toEqual(['2026-03-10']);
+    // What the README tells operators to type into the Temporal UI's search.
+    const found = await eventually(async () => {
+      const ids: string[] = [];
+      for await (const wf of tally.temporal.workflow.list({ query: `BillingDay = '2026-03-10'` })) ids.push(wf.workflowId);
+      expect(ids).toContain('aggregate-2026-03-10');
+      return ids;
+    });
+    expect(found).not.toContain('aggregate-2026-03-09');
     const { rows } = await tally.db.query("SELECT internal_instance_id, total FROM usage_daily WHERE billing_day = '2026-03-10'");
     expect(rows).toEqual([{ internal_instance_id: 'inst-backfill', total: '42' }]);
   });
