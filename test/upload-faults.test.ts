@@ -126,18 +126,24 @@ describe('uploading while Zuora misbehaves', () => {
   });
 });
 
+/** Starts upload-<day> for three lines and returns once Zuora took its file, whose import then hangs in Processing. */
+async function uploadWithHungImport(day: string, base: number) {
+  for (let n = 0; n < 3; n++) await usageFor(day, n, base + n);
+  await faults({ hangImports: true });
+  const handle = await tally.temporal.workflow.start('uploadDayWorkflow', {
+    workflowId: `upload-${day}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [day],
+  });
+  await eventually(async () => {
+    const imports = await tally.db.query("SELECT count(*)::int AS n FROM upload_ledger_imports WHERE billing_day = $1 AND status = 'submitted'", [day]);
+    expect(imports.rows[0].n).toBe(1);
+  });
+  return handle;
+}
+
 describe('a token that expires mid-upload', () => {
   it('is refreshed between the upload of the file and the polls of its import', async () => {
     const day = addDays(billingDayOf(Date.now()), -8);
-    for (let n = 0; n < 3; n++) await usageFor(day, n, 6000 + n);
-    await faults({ hangImports: true });
-    const handle = await tally.temporal.workflow.start('uploadDayWorkflow', {
-      workflowId: `upload-${day}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [day],
-    });
-    await eventually(async () => {
-      const imports = await tally.db.query("SELECT count(*)::int AS n FROM upload_ledger_imports WHERE billing_day = $1", [day]);
-      expect(imports.rows[0].n).toBe(1);
-    });
+    const handle = await uploadWithHungImport(day, 6000);
     // The file is in; every token issued so far expires now, and the import may finish.
     await faults({ expireTokens: true });
     expect(await handle.result()).toMatchObject({ records: 3, status: 'Completed' });
@@ -147,7 +153,6 @@ describe('a token that expires mid-upload', () => {
   });
 });
 
-
 describe('a worker that dies during an import', () => {
   it('leaves the upload to the next worker, which finishes it with each record once', async () => {
     const { NativeConnection } = await import('@temporalio/worker');
@@ -155,16 +160,8 @@ describe('a worker that dies during an import', () => {
     const { createZuoraWorker } = await import('../workers/worker.js');
     const { zuoraTaskQueue } = await import('../core/task-queues.js');
     const day = addDays(billingDayOf(Date.now()), -7);
-    for (let n = 0; n < 3; n++) await usageFor(day, n, 5000 + n);
     // The import will hang in Processing while its poller's worker goes away.
-    await faults({ hangImports: true });
-    const handle = await tally.temporal.workflow.start('uploadDayWorkflow', {
-      workflowId: `upload-${day}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [day],
-    });
-    await eventually(async () => {
-      const imports = await tally.db.query("SELECT count(*)::int AS n FROM upload_ledger_imports WHERE billing_day = $1 AND status = 'submitted'", [day]);
-      expect(imports.rows[0].n).toBe(1);
-    });
+    const handle = await uploadWithHungImport(day, 5000);
     // Kill the Zuora queue's worker mid-poll: its activity stops heartbeating.
     await tally.stopZuoraWorker();
     await faults({});
