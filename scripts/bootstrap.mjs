@@ -58,3 +58,20 @@ if (!fs.existsSync(extTarget)) {
   fs.copyFileSync(source, extTarget);
   say('placed DuckDB spatial extension for the BigQuery emulator');
 }
+
+// 4. A browser for the admin UI tests: Debian's chromium, driven by playwright-core. Installed when
+// missing and this runs as root (CI, a fresh machine); otherwise say how, and the browser tests say so.
+const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+if (!fs.existsSync(chromium)) {
+  if (process.getuid?.() === 0) {
+    say('installing chromium for the admin UI browser tests (apt-get)');
+    try {
+      run('apt-get', ['install', '-y', '-q', 'chromium']);
+    } catch {
+      run('apt-get', ['update', '-q']);
+      run('apt-get', ['install', '-y', '-q', 'chromium']);
+    }
+  } else {
+    say(`no browser at ${chromium}: install chromium (apt-get install chromium) or set CHROMIUM_PATH for the admin UI tests`);
+  }
+}
