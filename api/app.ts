@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import type { ApiDeps } from './context.js';
+import { adminAuthPlugin } from './plugins/admin-auth.js';
 import { apiKeyAuthPlugin } from './plugins/api-key-auth.js';
 import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -27,15 +28,26 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   app.decorate('temporalHealth', new TemporalHealth(deps.temporal, 2_000));
   app.addSchema(ErrorBody);
   await app.register(swagger, {
+    // Every /admin route is behind the operator token (api/plugins/admin-auth.ts): say so in the document.
+    transform: ({ schema, url }) => ({
+      schema: url.startsWith('/admin/') && schema ? { ...schema, security: [{ adminToken: [] }] } : schema,
+      url,
+    }),
     openapi: {
       info: { title: 'Tally', version: '0.1.0', description: 'Usage ingest, billing and admin API' },
       tags: [{ name: 'ingest' }, { name: 'billing' }, { name: 'admin' }],
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A producer API key, tally_key_…, from POST /admin/api-keys' } } },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'A producer API key, tally_key_…, from POST /admin/api-keys' },
+          adminToken: { type: 'http', scheme: 'bearer', description: "The operators' ADMIN_TOKEN; every /admin route needs it" },
+        },
+      },
     },
   });
   await app.register(metricsPlugin);
   await app.register(gzipBodyPlugin);
   await app.register(apiKeyAuthPlugin);
+  await app.register(adminAuthPlugin);
 
   // Every error answers { code, message, field? }: validation errors name the field.
   app.setErrorHandler((err: { validation?: { instancePath: string; message?: string }[]; statusCode?: number; code?: string; message: string }, req, reply) => {

@@ -103,7 +103,8 @@ const children: ChildProcess[] = [];
 const stack = await startLocalStack({ dataDir, persistent: false, ports: 'free' });
 try {
   const forwardPort = await freePort();
-  const env = { ...stack.env, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
+  const adminToken = `bench-${randomBytes(12).toString('hex')}`;
+  const env = { ...stack.env, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
   const baselinePort = await freePort();
   const apiPort = await freePort();
   children.push(startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs')));
@@ -113,7 +114,7 @@ try {
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await waitForHttp(`${apiUrl}/healthz`);
   const issued = await fetch(`${apiUrl}/admin/api-keys`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench', scopes: ['ingest'] }),
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify({ name: 'bench', scopes: ['ingest'] }),
   });
   authorization = `Bearer ${((await issued.json()) as { key: string }).key}`;
   await waitForHttp(`${baselineUrl}/healthz`).catch(() => undefined);

@@ -1,5 +1,6 @@
 // `npm start`: the whole of Tally on embedded defaults, data kept in .data/local across restarts.
 // Any piece given from outside (TEMPORAL_ADDRESS, DATABASE_URL, BIGQUERY_API_ENDPOINT, ZUORA_BASE_URL) is used instead.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApiKeys } from '../api/api-keys.js';
@@ -62,7 +63,8 @@ try {
     places.push({ name: 'Zuora sandbox', where: `${sandboxEnv.ZUORA_BASE_URL} (all usage: /sandbox/usage)` });
   }
 
-  const config = loadConfig({ ...env, ...stack.env, ...sandboxEnv });
+  const adminToken = env.ADMIN_TOKEN || devAdminToken();
+  const config = loadConfig({ ...env, ...stack.env, ...sandboxEnv, ADMIN_TOKEN: adminToken });
   const worker = await startWorkerService(config, createLogger(config.LOG_LEVEL, 'tally-worker'));
   stops.push(worker.stop);
   const api = await startApiService(config, createLogger(config.LOG_LEVEL, 'tally-api'));
@@ -70,6 +72,7 @@ try {
   const devKey = await ensureDevApiKey(config.DATABASE_URL);
   places.push(
     { name: 'Producer API key', where: `${devKey} (in .data/local/dev-api-key)` },
+    { name: 'Operator token', where: env.ADMIN_TOKEN ? '(ADMIN_TOKEN from the environment)' : `${adminToken} (in .data/local/admin-token)` },
     { name: 'Worker metrics', where: worker.metricsUrl },
     { name: 'API', where: api.url },
     { name: 'API metrics', where: `${api.url}/metrics` },
@@ -83,6 +86,16 @@ try {
 } catch (err) {
   logger.error({ err }, 'Tally failed to start');
   await stopAll(1);
+}
+
+/** The operators' token for local use (ADMIN_TOKEN), made once and kept so the README's curl works across restarts. */
+function devAdminToken(): string {
+  const file = path.join(dataDir, 'admin-token');
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const token = `tally_admin_${randomBytes(24).toString('base64url')}`;
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
 }
 
 /** A producer key for local use, kept in a file so the README's curl works across restarts. */

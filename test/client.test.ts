@@ -21,7 +21,7 @@ const today = billingDayOf(Date.now());
 beforeAll(async () => {
   tally = await startTestTally();
   apiUrl = await tally.app.listen({ port: 0, host: '127.0.0.1' });
-  const issued = await tally.app.inject({ method: 'POST', url: '/admin/api-keys', payload: { name: `client-test-${run}`, scopes: ['ingest'] } });
+  const issued = await tally.app.inject({ method: 'POST', url: '/admin/api-keys', headers: tally.adminAuth, payload: { name: `client-test-${run}`, scopes: ['ingest'] } });
   expect(issued.statusCode).toBe(201);
   apiKey = issued.json().key;
 });

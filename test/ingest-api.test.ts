@@ -87,19 +87,19 @@ describe('producer API keys', () => {
   });
 
   it('issues a key once, lists it without its secret, and refuses it once revoked', async () => {
-    const issued = await tally.app.inject({ method: 'POST', url: '/admin/api-keys', payload: { name: 'scope service', scopes: ['ingest'] } });
+    const issued = await tally.app.inject({ method: 'POST', url: '/admin/api-keys', headers: tally.adminAuth, payload: { name: 'scope service', scopes: ['ingest'] } });
     expect(issued.statusCode).toBe(201);
     const { id, key } = issued.json();
     expect(key).toMatch(/^tally_key_[0-9a-f]{12}_/);
     expect((await post({ authorization: `Bearer ${key}` })).statusCode).toBe(200);
-    const listed = await tally.app.inject({ method: 'GET', url: '/admin/api-keys' });
+    const listed = await tally.app.inject({ method: 'GET', url: '/admin/api-keys', headers: tally.adminAuth });
     expect(listed.json().keys).toContainEqual({ id, name: 'scope service', scopes: ['ingest'], createdAt: expect.any(String), revokedAt: null });
     expect(listed.body).not.toContain(key.slice(-43));
-    expect((await tally.app.inject({ method: 'DELETE', url: `/admin/api-keys/${id}` })).statusCode).toBe(204);
+    expect((await tally.app.inject({ method: 'DELETE', url: `/admin/api-keys/${id}`, headers: tally.adminAuth })).statusCode).toBe(204);
     const refused = await post({ authorization: `Bearer ${key}` });
     expect(refused.statusCode).toBe(401);
     expect(refused.json()).toMatchObject({ code: 'API_KEY_REVOKED' });
-    expect((await tally.app.inject({ method: 'DELETE', url: '/admin/api-keys/key_000000000000' })).statusCode).toBe(404);
+    expect((await tally.app.inject({ method: 'DELETE', url: '/admin/api-keys/key_000000000000', headers: tally.adminAuth })).statusCode).toBe(404);
   });
 
   it('refuses a key without the ingest scope with 403', async () => {

@@ -43,14 +43,14 @@ describe('the pipeline, end to end', () => {
 
   it('registers an organisation with its Zuora account', async () => {
     const res = await tally.app.inject({
-      method: 'POST', url: '/admin/organisations',
+      method: 'POST', url: '/admin/organisations', headers: tally.adminAuth,
       payload: { id: orgId, name: `Org ${run}`, internalInstanceId: instanceId },
     });
     expect(res.statusCode).toBe(200);
     accountNumber = res.json().zuoraAccountNumber;
     expect(accountNumber).toMatch(/^A\d+$/);
     // Registering again is idempotent: same account, no second one.
-    const again = await tally.app.inject({ method: 'POST', url: '/admin/organisations', payload: { id: orgId, name: `Org ${run}`, internalInstanceId: instanceId } });
+    const again = await tally.app.inject({ method: 'POST', url: '/admin/organisations', headers: tally.adminAuth, payload: { id: orgId, name: `Org ${run}`, internalInstanceId: instanceId } });
     expect(again.json().zuoraAccountNumber).toBe(accountNumber);
   });
 
@@ -100,7 +100,7 @@ describe('the pipeline, end to end', () => {
     );
     expect(await tally.rawEvents.countRows(day)).toEqual({ rows: 7, distinctInsertIds: 6 });
 
-    const res = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', payload: { day } });
+    const res = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', headers: tally.adminAuth, payload: { day } });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ workflowId: `aggregate-${day}`, result: { lines: 3, changed: 3, removed: 0 } });
     const { rows } = await tally.db.query(
@@ -115,7 +115,7 @@ describe('the pipeline, end to end', () => {
   });
 
   it('uploads the day to Zuora under deterministic UniqueKeys and records each in the ledger', async () => {
-    const res = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', payload: { day } });
+    const res = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', headers: tally.adminAuth, payload: { day } });
     expect(res.statusCode).toBe(200);
     expect(res.json().result).toMatchObject({ importIds: [expect.any(String)], records: 3, corrections: 0, status: 'Completed', unbillable: 0 });
     const usage = await sandboxUsage(accountNumber);
@@ -130,9 +130,9 @@ describe('the pipeline, end to end', () => {
   });
 
   it('changes nothing when the aggregation and the upload run again', async () => {
-    const aggregate = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', payload: { day } });
+    const aggregate = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', headers: tally.adminAuth, payload: { day } });
     expect(aggregate.json().result).toEqual({ lines: 3, changed: 0, removed: 0 });
-    const upload = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', payload: { day } });
+    const upload = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', headers: tally.adminAuth, payload: { day } });
     expect(upload.json().result).toMatchObject({ importIds: [], records: 0, status: 'nothing-to-send' });
     const usage = await sandboxUsage(accountNumber);
     expect(usage).toHaveLength(3);

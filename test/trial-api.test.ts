@@ -20,13 +20,13 @@ afterAll(async () => {
 describe('trial routes', () => {
   it('registering an organisation starts its trial, once', async () => {
     const payload = { id: orgId, name: `Org ${run}`, internalInstanceId: `inst-${run}`, contact: { firstName: 'Ada', lastName: 'L', workEmail: 'ada@example.com' } };
-    expect((await tally.app.inject({ method: 'POST', url: '/admin/organisations', payload })).statusCode).toBe(200);
-    expect((await tally.app.inject({ method: 'POST', url: '/admin/organisations', payload })).statusCode).toBe(200);
+    expect((await tally.app.inject({ method: 'POST', url: '/admin/organisations', headers: tally.adminAuth, payload })).statusCode).toBe(200);
+    expect((await tally.app.inject({ method: 'POST', url: '/admin/organisations', headers: tally.adminAuth, payload })).statusCode).toBe(200);
     const description = await tally.temporal.workflow.getHandle(`trial-${orgId}`).describe();
     expect(description.status.name).toBe('RUNNING');
     expect(description.searchAttributes.OrgId).toEqual([orgId]);
 
-    const res = await tally.app.inject({ method: 'GET', url: `/admin/trials/${orgId}` });
+    const res = await tally.app.inject({ method: 'GET', url: `/admin/trials/${orgId}`, headers: tally.adminAuth });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.temporalUrl).toContain(`/workflows/trial-${orgId}`);
@@ -35,12 +35,12 @@ describe('trial routes', () => {
   });
 
   it('extends, refusing what makes no sense with a reason', async () => {
-    const bad = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/extend`, payload: { days: 0 } });
+    const bad = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/extend`, headers: tally.adminAuth, payload: { days: 0 } });
     expect(bad.statusCode).toBe(400);
-    const ok = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/extend`, payload: { days: 7 }, headers: { 'idempotency-key': `extend-${run}` } });
+    const ok = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/extend`, payload: { days: 7 }, headers: { ...tally.adminAuth, 'idempotency-key': `extend-${run}` } });
     expect(ok.statusCode).toBe(200);
     // The same request again (same Idempotency-Key) is applied once.
-    const again = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/extend`, payload: { days: 7 }, headers: { 'idempotency-key': `extend-${run}` } });
+    const again = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/extend`, payload: { days: 7 }, headers: { ...tally.adminAuth, 'idempotency-key': `extend-${run}` } });
     expect(again.json().trial.endsAt).toBe(ok.json().trial.endsAt);
     expect(again.json().trial.extensions).toHaveLength(1);
     const { rows } = await tally.db.query('SELECT status, trial_ends_at FROM organisations WHERE id = $1', [orgId]);
@@ -60,22 +60,22 @@ describe('trial routes', () => {
   });
 
   it('converts with a payment method, and then refuses to cancel a paid trial', async () => {
-    const res = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/convert`, payload: { paymentMethod: { type: 'CreditCard', last4: '4242' } } });
+    const res = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/convert`, headers: tally.adminAuth, payload: { paymentMethod: { type: 'CreditCard', last4: '4242' } } });
     expect(res.statusCode).toBe(200);
     expect(res.json().trial).toMatchObject({ status: 'paid', paymentMethod: { type: 'CreditCard', last4: '4242' } });
     const org = (await tally.db.query('SELECT status, zuora_account_number FROM organisations WHERE id = $1', [orgId])).rows[0];
     expect(org.status).toBe('paid');
     // The organisation's Zuora account has it as its default payment method.
     expect((await tally.zuora.account(org.zuora_account_number)).defaultPaymentMethodId).toMatch(/^[0-9a-f]{32}$/);
-    const cancel = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/cancel`, payload: {} });
+    const cancel = await tally.app.inject({ method: 'POST', url: `/admin/trials/${orgId}/cancel`, headers: tally.adminAuth, payload: {} });
     expect(cancel.statusCode).toBe(409);
     expect(cancel.json().message).toContain('paid');
     // Still readable after the workflow finished.
-    expect((await tally.app.inject({ method: 'GET', url: `/admin/trials/${orgId}` })).json().trial.status).toBe('paid');
+    expect((await tally.app.inject({ method: 'GET', url: `/admin/trials/${orgId}`, headers: tally.adminAuth })).json().trial.status).toBe('paid');
   });
 
   it('answers 404 for an organisation with no trial', async () => {
-    const res = await tally.app.inject({ method: 'GET', url: '/admin/trials/nobody-here' });
+    const res = await tally.app.inject({ method: 'GET', url: '/admin/trials/nobody-here', headers: tally.adminAuth });
     expect(res.statusCode).toBe(404);
     expect(res.json().code).toBe('TRIAL_NOT_FOUND');
   });

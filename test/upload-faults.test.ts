@@ -38,7 +38,7 @@ async function usageFor(day: string, n: number, amount: number): Promise<void> {
 }
 
 const upload = async (day: string) =>
-  (await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', payload: { day } })).json();
+  (await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', headers: tally.adminAuth, payload: { day } })).json();
 
 beforeAll(async () => {
   sandbox = await buildZuoraSandbox({ clientId: 'faults', clientSecret: 'faults-secret', importStepMs: 10 });
@@ -46,7 +46,7 @@ beforeAll(async () => {
   const { port } = sandbox.server.address() as { port: number };
   tally = await startTestTally({ ZUORA_BASE_URL: `http://127.0.0.1:${port}`, ZUORA_CLIENT_ID: 'faults', ZUORA_CLIENT_SECRET: 'faults-secret' });
   for (let n = 0; n < 3; n++) {
-    await tally.app.inject({ method: 'POST', url: '/admin/organisations', payload: { id: `org-${run}-${n}`, name: `Org ${n}`, internalInstanceId: `inst-${run}-${n}` } });
+    await tally.app.inject({ method: 'POST', url: '/admin/organisations', headers: tally.adminAuth, payload: { id: `org-${run}-${n}`, name: `Org ${n}`, internalInstanceId: `inst-${run}-${n}` } });
   }
 });
 afterAll(async () => {
@@ -99,7 +99,7 @@ describe('uploading while Zuora misbehaves', () => {
     for (let n = 0; n < 2; n++) await usageFor(day, n, 4000 + n);
     await upload(day);
     const reconcile = async () =>
-      (await tally.app.inject({ method: 'POST', url: '/admin/reconciliations?wait=true', payload: { day } })).json().result;
+      (await tally.app.inject({ method: 'POST', url: '/admin/reconciliations?wait=true', headers: tally.adminAuth, payload: { day } })).json().result;
     expect(await reconcile()).toMatchObject({ lines: 2, differences: [] });
 
     // Late usage not uploaded yet, a new line never uploaded, and Zuora changed behind our back.

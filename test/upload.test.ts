@@ -19,7 +19,7 @@ async function sandboxUsage(accountNumber: string): Promise<SandboxUsage[]> {
 
 async function register(n: number): Promise<string> {
   const res = await tally.app.inject({
-    method: 'POST', url: '/admin/organisations',
+    method: 'POST', url: '/admin/organisations', headers: tally.adminAuth,
     payload: { id: `org-${run}-${n}`, name: `Org ${n}`, internalInstanceId: `inst-${run}-${n}` },
   });
   return res.json().zuoraAccountNumber;
@@ -34,7 +34,7 @@ async function ingest(key: string, n: number, amounts: Record<string, number>): 
 }
 
 const runDay = async (what: 'aggregations' | 'uploads') =>
-  (await tally.app.inject({ method: 'POST', url: `/admin/${what}?wait=true`, payload: { day } })).json().result;
+  (await tally.app.inject({ method: 'POST', url: `/admin/${what}?wait=true`, headers: tally.adminAuth, payload: { day } })).json().result;
 
 beforeAll(async () => {
   // Files of ~300 bytes: a header and two records each, so a few orgs need several imports.

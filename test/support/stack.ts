@@ -35,6 +35,8 @@ export interface TestTally {
   worker: Worker;
   /** Headers bearing a live producer API key with the ingest scope. */
   auth: { authorization: string };
+  /** Headers bearing the operators' ADMIN_TOKEN, which every /admin route needs. */
+  adminAuth: { authorization: string };
   /** Stops the Zuora queue's worker, as a crash would take it away mid-activity. */
   stopZuoraWorker(): Promise<void>;
   /** Resolves once the batch is written to BigQuery (by the drainer workflow). */
@@ -60,6 +62,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     DATABASE_URL: url.toString(),
     BIGQUERY_DATASET: `test_${suffix}`,
     TEMPORAL_TASK_QUEUE: `test-${suffix}`,
+    ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
     ...overrides,
   });
   const db = createPool(config.DATABASE_URL, 5);
@@ -94,6 +97,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
   return {
     config, db, rawEvents, temporal, zuora, app, worker,
     auth: { authorization: `Bearer ${key}` },
+    adminAuth: { authorization: `Bearer ${config.ADMIN_TOKEN}` },
     ingestDeps: { db, temporalHealth: new TemporalHealth(temporal, 5_000), taskQueue: config.TEMPORAL_TASK_QUEUE },
     async stopZuoraWorker() {
       zuoraWorker.shutdown();
