@@ -138,4 +138,41 @@ export class RawEventStore {
     const r = (rows as { n: number; d: number }[])[0];
     return { rows: Number(r?.n ?? 0), distinctInsertIds: Number(r?.d ?? 0) };
   }
+
+  /**
+   * The raw events behind one daily line (the billing API's lineage), each insert id once: the
+   * copy dailyUsage counts, the first received. An insert id is `<key>:<amount type>` and a key
+   * belongs to one customer, so filtering before the dedupe picks the same copies as dailyUsage.
+   * Paged by insert id: the rows after `after`, at most `limit`.
+   */
+  async lineEvents(
+    line: { day: BillingDay; internalInstanceId: string; amountType: string },
+    page: { after: string | null; limit: number },
+  ): Promise<{ insertId: string; eventKey: string; amountValue: string; occurredAt: string; receivedAt: string; batchId: string; metadata: Record<string, string> }[]> {
+    if (!Number.isInteger(page.limit) || page.limit < 1) throw new RangeError(`limit must be a positive integer, not ${page.limit}`);
+    const [rows] = await this.bigquery.query({
+      query: `
+        SELECT insert_id, event_key, CAST(amount_value AS STRING) AS amount_value,
+               UNIX_MILLIS(occurred_at) AS occurred_ms, UNIX_MILLIS(received_at) AS received_ms,
+               batch_id, metadata
+        FROM (
+          SELECT *, ROW_NUMBER() OVER (PARTITION BY insert_id ORDER BY received_at) AS copy
+          FROM ${this.tableRef}
+          WHERE event_date = @day AND internal_instance_id = @instance AND amount_type = @amountType
+        )
+        WHERE copy = 1 AND insert_id > @after
+        ORDER BY insert_id
+        LIMIT ${page.limit}`,
+      params: { day: this.bigquery.date(line.day), instance: line.internalInstanceId, amountType: line.amountType, after: page.after ?? '' },
+    });
+    return (rows as Record<string, unknown>[]).map((r) => ({
+      insertId: String(r.insert_id),
+      eventKey: String(r.event_key),
+      amountValue: String(r.amount_value),
+      occurredAt: new Date(Number(r.occurred_ms)).toISOString(),
+      receivedAt: new Date(Number(r.received_ms)).toISOString(),
+      batchId: String(r.batch_id),
+      metadata: r.metadata ? (JSON.parse(String(r.metadata)) as Record<string, string>) : {},
+    }));
+  }
 }

@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../core/logger.js';
@@ -7,12 +8,15 @@ import { adminAuthPlugin } from './plugins/admin-auth.js';
 import { apiKeyAuthPlugin } from './plugins/api-key-auth.js';
 import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
+import { orgAuthPlugin, orgTokenSecurityScheme } from './plugins/org-auth.js';
 import { batchRoutes } from './routes/batches.js';
 import { adminRoutes } from './routes/admin.js';
 import { trialRoutes } from './routes/trials.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { eventRoutes } from './routes/events.js';
-import { usageRoutes } from './routes/usage.js';
+import { billingRoutes } from './routes/billing.js';
+import { orgTokenRoutes } from './routes/org-tokens.js';
+import { signupRoutes } from './routes/signup.js';
 import { ErrorBody } from './schemas.js';
 import { TemporalHealth } from './temporal-health.js';
 
@@ -40,6 +44,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'A producer API key, tally_key_…, from POST /admin/api-keys' },
           adminToken: { type: 'http', scheme: 'bearer', description: "The operators' ADMIN_TOKEN; every /admin route needs it" },
+          ...orgTokenSecurityScheme,
         },
       },
     },
@@ -48,12 +53,17 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   await app.register(gzipBodyPlugin);
   await app.register(apiKeyAuthPlugin);
   await app.register(adminAuthPlugin);
+  await app.register(orgAuthPlugin);
+  // The billing API's reference for customers, from the same OpenAPI document.
+  await app.register(swaggerUi, { routePrefix: '/docs' });
 
   // Every error answers { code, message, field? }: validation errors name the field.
-  app.setErrorHandler((err: { validation?: { instancePath: string; message?: string }[]; statusCode?: number; code?: string; message: string }, req, reply) => {
+  app.setErrorHandler((err: { validation?: { instancePath: string; message?: string; params?: { missingProperty?: string } }[]; statusCode?: number; code?: string; message: string }, req, reply) => {
     if (err.validation) {
       const first = err.validation[0];
-      const field = first?.instancePath.replace(/^\//, '').replace(/\//g, '.') || undefined;
+      // A missing property is reported at its parent: name the property itself.
+      const path = [first?.instancePath.replace(/^\//, '').replace(/\//g, '.'), first?.params?.missingProperty].filter(Boolean).join('.');
+      const field = path || undefined;
       return reply.code(400).send({ code: 'INVALID_REQUEST', ...(field ? { field } : {}), message: err.message });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
@@ -61,11 +71,15 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
     return reply.code(status).send({ code: err.code ?? 'INTERNAL', message: status >= 500 ? `internal error: ${err.message}` : err.message });
   });
 
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?', 1)[0]}; the routes are in /openapi.json` }));
+
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(eventRoutes);
   await app.register(batchRoutes);
-  await app.register(usageRoutes);
+  await app.register(billingRoutes);
+  await app.register(signupRoutes);
+  await app.register(orgTokenRoutes);
   await app.register(adminRoutes);
   await app.register(trialRoutes);
   await app.register(apiKeyRoutes);

@@ -78,3 +78,18 @@ export async function registerOrganisation(deps: ApiDeps, input: Registration): 
   }
   return { ok: true, organisation: { id, name: row.name, internalInstanceId, zuoraAccountNumber: accountNumber }, created: (inserted.rowCount ?? 0) > 0 };
 }
+
+export interface OrganisationRecord {
+  id: string;
+  internalInstanceId: string;
+  zuoraAccountNumber: string | null;
+  status: 'trial' | 'paid' | 'trial_expired' | 'cancelled';
+}
+
+/** The organisation behind a billing API request (its token already proved it exists). */
+export async function findOrganisation(db: ApiDeps['db'], orgId: string): Promise<OrganisationRecord | undefined> {
+  const row = (await db.query<{ internal_instance_id: string; zuora_account_number: string | null; status: OrganisationRecord['status'] }>(
+    'SELECT internal_instance_id, zuora_account_number, status FROM organisations WHERE id = $1', [orgId],
+  )).rows[0];
+  return row && { id: orgId, internalInstanceId: row.internal_instance_id, zuoraAccountNumber: row.zuora_account_number, status: row.status };
+}

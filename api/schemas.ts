@@ -18,3 +18,9 @@ export const WorkflowStarted = Type.Object({
   temporalUrl: Type.String({ description: 'The workflow in the Temporal UI' }),
   result: Type.Optional(Type.Unknown({ description: 'The workflow result, when ?wait=true' })),
 });
+
+/** `:orgId` of the billing API's /v1/organisations/:orgId/* routes. */
+export const OrgIdParams = Type.Object({ orgId: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$' }) });
+
+/** A decimal integer quantity: never a JSON number, so no client parses it into floating point. */
+export const Quantity = Type.String({ pattern: '^\\d+$', description: 'Decimal integer string: quantities never pass through floating point' });

@@ -63,6 +63,8 @@ export const ConfigSchema = Type.Object({
   /** Operators' bearer token for /admin routes and the admin UI; empty closes admin (npm start makes one). */
   ADMIN_TOKEN: Type.String({ default: '' }),
   NOTIFY_EMAIL_FROM: Type.String({ default: 'Tally Billing <billing@tally.local>', minLength: 3 }),
+  /** Self-service registration (POST /v1/signup); off, organisations are registered by operators only. */
+  SIGNUP_ENABLED: Type.Boolean({ default: true }),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -140,14 +140,16 @@ describe('the pipeline, end to end', () => {
   });
 
   it('serves the daily usage in the billing API', async () => {
-    const res = await tally.app.inject({ method: 'GET', url: `/v1/organisations/${orgId}/usage?from=${day}&to=${day}` });
+    const orgAuth = await tally.orgAuth(orgId);
+    const res = await tally.app.inject({ method: 'GET', url: `/v1/organisations/${orgId}/usage?from=${day}&to=${day}`, headers: orgAuth });
     expect(res.statusCode).toBe(200);
     expect(res.json().usage).toEqual([
       { day, amountType: 'container-seconds', total: '5600', eventCount: 3 },
       { day, amountType: 'node-seconds', total: '100', eventCount: 2 },
       { day, amountType: 'samples', total: '1000000007', eventCount: 1 },
     ]);
-    const unknown = await tally.app.inject({ method: 'GET', url: '/v1/organisations/nobody/usage' });
+    // Another organisation (here one that does not exist) is "not found" to this token.
+    const unknown = await tally.app.inject({ method: 'GET', url: '/v1/organisations/nobody/usage', headers: orgAuth });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().code).toBe('ORG_NOT_FOUND');
   });

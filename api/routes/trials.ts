@@ -1,10 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyReply } from 'fastify';
 import { workflowUrl } from '../../core/temporal-links.js';
-import { cancelTrial, convertTrial, extendTrial, MAX_EXTENSION_DAYS, trialState, trialWorkflowId, type TrialView } from '../../workflows/trial.js';
+import { cancelTrial, convertTrial, extendTrial, MAX_EXTENSION_DAYS, trialWorkflowId, type TrialView } from '../../workflows/trial.js';
 import { ErrorBody } from '../schemas.js';
+import { readTrial, updateTrial, type TrialOutcome } from '../trial-workflow.js';
 
 const Notification = Type.Object({ kind: Type.String(), trialEndsAt: Type.String(), at: Type.String() });
 const Trial = Type.Object({
@@ -31,9 +30,6 @@ const IdempotencyHeaders = Type.Object({
 });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
-/** Rejections the trial's validators give, as HTTP: a bad request, or a trial in the wrong state. */
-const BAD_REQUEST = new Set(['InvalidExtension', 'InvalidPaymentMethod']);
-
 /** Operators (and the billing API, through the same routes) act on an organisation's trial through Temporal updates. */
 export const trialRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, temporal } = app.deps;
@@ -42,38 +38,14 @@ export const trialRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { workflowId: _ignored, contactEmail: _private, remindersFrom: _internal, ...rest } = trial;
     return { workflowId, temporalUrl: workflowUrl(config.TEMPORAL_UI_URL, config.TEMPORAL_NAMESPACE, workflowId), trial: rest };
   };
-  const notFound = (reply: FastifyReply, orgId: string) =>
-    reply.code(404).send({ code: 'TRIAL_NOT_FOUND', message: `no trial workflow ${trialWorkflowId(orgId)}: is ${orgId} registered? The trial sweep starts missing ones hourly.` });
-
-  async function update(orgId: string, reply: FastifyReply, run: (handle: ReturnType<typeof temporal.workflow.getHandle>) => Promise<TrialView>) {
-    const handle = temporal.workflow.getHandle(trialWorkflowId(orgId));
-    try {
-      return answer(orgId, await run(handle));
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-        const type = err.cause.type ?? 'TrialUpdateRejected';
-        return reply.code(BAD_REQUEST.has(type) ? 400 : 409).send({ code: type, message: err.cause.message });
-      }
-      if (err instanceof WorkflowNotFoundError) {
-        // The workflow may have finished (paid or cancelled): say so rather than "not found".
-        const finished = await handle.query(trialState).catch(() => null);
-        if (finished) return reply.code(409).send({ code: 'TrialClosed', message: `the trial of ${orgId} is ${finished.status}; it takes no more changes` });
-        return notFound(reply, orgId);
-      }
-      throw err;
-    }
-  }
+  const respond = (orgId: string, reply: FastifyReply, outcome: TrialOutcome) =>
+    outcome.ok ? answer(orgId, outcome.trial) : reply.code(outcome.status).send(outcome.error);
+  const update = async (orgId: string, reply: FastifyReply, run: Parameters<typeof updateTrial>[2]) =>
+    respond(orgId, reply, await updateTrial(temporal, orgId, run));
 
   app.get('/admin/trials/:orgId', {
     schema: { summary: "An organisation's trial: state, end date, notifications sent", tags: ['admin'], params: OrgParams, response: { 200: TrialAnswer, 404: ErrorBody } },
-  }, async (req, reply) => {
-    try {
-      return answer(req.params.orgId, await temporal.workflow.getHandle(trialWorkflowId(req.params.orgId)).query(trialState));
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return notFound(reply, req.params.orgId);
-      throw err;
-    }
-  });
+  }, async (req, reply) => respond(req.params.orgId, reply, await readTrial(temporal, req.params.orgId)));
 
   app.post('/admin/trials/:orgId/extend', {
     schema: {

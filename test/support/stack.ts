@@ -37,6 +37,8 @@ export interface TestTally {
   auth: { authorization: string };
   /** Headers bearing the operators' ADMIN_TOKEN, which every /admin route needs. */
   adminAuth: { authorization: string };
+  /** Headers bearing a fresh billing API token of the organisation (issued through the DB, not HTTP). */
+  orgAuth(orgId: string): Promise<{ authorization: string }>;
   /** Stops the Zuora queue's worker, as a crash would take it away mid-activity. */
   stopZuoraWorker(): Promise<void>;
   /** Resolves once the batch is written to BigQuery (by the drainer workflow). */
@@ -98,6 +100,10 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     config, db, rawEvents, temporal, zuora, app, worker,
     auth: { authorization: `Bearer ${key}` },
     adminAuth: { authorization: `Bearer ${config.ADMIN_TOKEN}` },
+    async orgAuth(orgId) {
+      const { token } = await app.orgTokens.issue(orgId, 'test');
+      return { authorization: `Bearer ${token}` };
+    },
     ingestDeps: { db, temporalHealth: new TemporalHealth(temporal, 5_000), taskQueue: config.TEMPORAL_TASK_QUEUE },
     async stopZuoraWorker() {
       zuoraWorker.shutdown();
