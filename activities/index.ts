@@ -17,6 +17,8 @@ export interface ActivityDeps {
   importPollMs: number;
   importMaxBytes: number;
   backdatingWindowDays: number;
+  /** DAY_CLOSE_DELAY_HOURS: when a day closes (core/billing-day.ts). */
+  closeDelayHours: number;
   /** Trial length, reminders and where notices go (activities/trial.ts). */
   trials: TrialSettings;
 }
@@ -37,7 +39,7 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities' settings from the configuration, beside the clients they use. */
 export function activityDeps(
-  config: Pick<Config, 'amountTypes' | 'ZUORA_IMPORT_POLL_MS' | 'ZUORA_IMPORT_MAX_BYTES' | 'BACKDATING_WINDOW_DAYS'> & TrialConfig,
+  config: Pick<Config, 'amountTypes' | 'ZUORA_IMPORT_POLL_MS' | 'ZUORA_IMPORT_MAX_BYTES' | 'BACKDATING_WINDOW_DAYS' | 'DAY_CLOSE_DELAY_HOURS'> & TrialConfig,
   clients: Pick<ActivityDeps, 'db' | 'rawEvents' | 'zuora'>,
 ): ActivityDeps {
   return {
@@ -46,6 +48,7 @@ export function activityDeps(
     importPollMs: config.ZUORA_IMPORT_POLL_MS,
     importMaxBytes: config.ZUORA_IMPORT_MAX_BYTES,
     backdatingWindowDays: config.BACKDATING_WINDOW_DAYS,
+    closeDelayHours: config.DAY_CLOSE_DELAY_HOURS,
     trials: trialSettingsFromConfig(config),
   };
 }

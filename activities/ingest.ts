@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
+import { dayClosesAt, type BillingDay } from '../core/billing-day.js';
 import type { AcceptedEvent } from '../core/usage-event.js';
 import type { RawEventStore } from './raw-events.js';
 
@@ -15,7 +16,47 @@ export interface DrainResult {
  */
 const BATCHES_PER_PASS = 20;
 
-export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventStore }) {
+/**
+ * What a pass adds to the live counters and which (customer, day) pairs it makes dirty, in the
+ * transaction that marks its batches written: each accepted event counts once, however often
+ * the pass is retried.
+ */
+async function recordWritten(client: pg.PoolClient, batches: { events: AcceptedEvent[] }[], closeDelayHours: number): Promise<void> {
+  const live = new Map<string, { instance: string; day: BillingDay; type: string; total: bigint; count: number }>();
+  const dirty = new Map<string, { instance: string; day: BillingDay }>();
+  for (const { events } of batches) {
+    for (const e of events) {
+      dirty.set(`${e.day}\u0000${e.instanceId}`, { instance: e.instanceId, day: e.day });
+      for (const [type, value] of Object.entries(e.amounts)) {
+        const k = `${e.instanceId}\u0000${e.day}\u0000${type}`;
+        const line = live.get(k) ?? { instance: e.instanceId, day: e.day, type, total: 0n, count: 0 };
+        line.total += BigInt(value);
+        line.count += 1;
+        live.set(k, line);
+      }
+    }
+  }
+  const lines = [...live.values()];
+  await client.query(
+    `INSERT INTO usage_live (internal_instance_id, billing_day, amount_type, total, event_count)
+     SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::numeric[], $5::bigint[])
+     ON CONFLICT (internal_instance_id, billing_day, amount_type) DO UPDATE
+       SET total = usage_live.total + EXCLUDED.total, event_count = usage_live.event_count + EXCLUDED.event_count, updated_at = now()`,
+    [lines.map((l) => l.instance), lines.map((l) => l.day), lines.map((l) => l.type), lines.map((l) => l.total.toString()), lines.map((l) => l.count)],
+  );
+  const now = Date.now();
+  const pairs = [...dirty.values()].sort((a, b) => (a.day + a.instance < b.day + b.instance ? -1 : 1));
+  // A new mark, or a fresh generation on an existing one: an aggregation already under way clears only what it saw.
+  await client.query(
+    `INSERT INTO dirty_days (billing_day, internal_instance_id, late)
+     SELECT * FROM unnest($1::date[], $2::text[], $3::boolean[])
+     ON CONFLICT (billing_day, internal_instance_id) DO UPDATE
+       SET generation = nextval('dirty_day_generation'), late = dirty_days.late OR EXCLUDED.late`,
+    [pairs.map((p) => p.day), pairs.map((p) => p.instance), pairs.map((p) => dayClosesAt(p.day, closeDelayHours).getTime() <= now)],
+  );
+}
+
+export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventStore; closeDelayHours: number }) {
   /** Takes waiting batches (skipping those another drainer holds), writes them, marks them written. */
   async function drainOnce(writtenBy: string): Promise<DrainResult> {
     const client = await deps.db.connect();
@@ -32,6 +73,7 @@ export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventS
         await client.query('UPDATE ingest_batches SET written_at = now(), written_by = $2 WHERE batch_id = ANY($1)', [
           rows.map((r) => r.batch_id), writtenBy,
         ]);
+        await recordWritten(client, rows, deps.closeDelayHours);
       }
       await client.query('COMMIT');
       return { batches: rows.length, events: rows.reduce((n, r) => n + r.events.length, 0), rows: written };

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'csv-stringify/sync';
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { BillingDay } from '../core/billing-day.js';
+import { addDays, billingDayOf, dayClosesAt, type BillingDay } from '../core/billing-day.js';
 import { ZuoraError, type ImportStatus, type ZuoraClient } from './zuora-client.js';
 
 /** Zuora's usage import columns, in its documented order. */
@@ -44,6 +44,8 @@ export function createUploadActivities(deps: {
   amountTypes: ReadonlyMap<string, string>;
   importPollMs: number;
   importMaxBytes: number;
+  backdatingWindowDays: number;
+  closeDelayHours: number;
 }) {
   async function pendingRecords(day: BillingDay): Promise<{ pending: PendingRecord[]; unbillable: number }> {
     const { rows } = await deps.db.query<{
@@ -111,6 +113,39 @@ export function createUploadActivities(deps: {
   }
 
   return {
+    /** Only a closed day uploads: until its close time (and the aggregation that settles it) late events are still ordinary usage. */
+    async assertDayClosed(day: BillingDay): Promise<void> {
+      const closed = await deps.db.query('SELECT 1 FROM closed_days WHERE billing_day = $1', [day]);
+      if ((closed.rowCount ?? 0) > 0) return;
+      const closesAt = dayClosesAt(day, deps.closeDelayHours);
+      throw ApplicationFailure.nonRetryable(
+        closesAt.getTime() > Date.now()
+          ? `${day} is open until ${closesAt.toISOString()} (DAY_CLOSE_DELAY_HOURS=${deps.closeDelayHours}); only closed days upload`
+          : `${day} is past its close time but not settled yet: aggregate it (aggregate-${day}) first`,
+        'DayOpen',
+      );
+    },
+
+    /**
+     * Closed days, within the backdating window, with a billable line Zuora does not hold at its
+     * current quantity: never uploaded, a failed import, or restated since.
+     */
+    async daysAwaitingUpload(asOf: string): Promise<BillingDay[]> {
+      const oldest = addDays(billingDayOf(new Date(asOf)), -deps.backdatingWindowDays - 2);
+      const { rows } = await deps.db.query<{ day: string }>(
+        `SELECT DISTINCT to_char(u.billing_day, 'YYYY-MM-DD') AS day
+         FROM usage_daily u
+         JOIN closed_days c ON c.billing_day = u.billing_day
+         JOIN organisations o ON o.internal_instance_id = u.internal_instance_id AND o.zuora_account_number IS NOT NULL
+         LEFT JOIN upload_ledger l ON l.org_id = o.id AND l.billing_day = u.billing_day AND l.amount_type = u.amount_type
+         WHERE u.billing_day >= $1 AND u.amount_type = ANY($2)
+           AND (l.unique_key IS NULL OR l.status <> 'completed' OR l.quantity <> u.total)
+         ORDER BY 1`,
+        [oldest, [...deps.amountTypes.keys()]],
+      );
+      return rows.map((r) => r.day as BillingDay);
+    },
+
     /**
      * Sends the day's lines that Zuora does not hold yet (or holds with another quantity: a
      * correction) as usage imports of at most importMaxBytes, and records each line in the upload

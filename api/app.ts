@@ -9,6 +9,7 @@ import { apiKeyAuthPlugin } from './plugins/api-key-auth.js';
 import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { orgAuthPlugin, orgTokenSecurityScheme } from './plugins/org-auth.js';
+import { backfillRoutes } from './routes/backfills.js';
 import { batchRoutes } from './routes/batches.js';
 import { adminRoutes } from './routes/admin.js';
 import { trialRoutes } from './routes/trials.js';
@@ -81,6 +82,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   await app.register(signupRoutes);
   await app.register(orgTokenRoutes);
   await app.register(adminRoutes);
+  await app.register(backfillRoutes);
   await app.register(trialRoutes);
   await app.register(apiKeyRoutes);
   return app as unknown as FastifyInstance;

@@ -78,6 +78,8 @@ try {
      FROM generate_series(0, $2 - 1) AS n, generate_series(0, $3 - 1) AS d`,
     [firstDay, orgs, days],
   );
+  // Settled and closed, as the aggregation leaves them: only closed days upload.
+  await db.query('INSERT INTO closed_days (billing_day) SELECT $1::date + d FROM generate_series(0, $2 - 1) AS d', [firstDay, days]);
   process.stderr.write(`Upload benchmark: ${orgs} organisations × ${days} days = ${(orgs * days).toLocaleString('en-US')} organisation-days\n`);
 
   // Baseline: the same records as one CSV per day, posted and polled directly.

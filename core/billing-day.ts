@@ -30,3 +30,23 @@ export function addDays(day: BillingDay, days: number): BillingDay {
 export function dayBounds(day: BillingDay): { start: string; end: string } {
   return { start: `${day}T00:00:00.000Z`, end: `${addDays(day, 1)}T00:00:00.000Z` };
 }
+
+/**
+ * A day closes DAY_CLOSE_DELAY_HOURS after the UTC midnight that ends it: until then late
+ * events are ordinary usage; after, they restate the day.
+ */
+export function dayClosesAt(day: BillingDay, closeDelayHours: number): Date {
+  return new Date(Date.parse(`${addDays(day, 1)}T00:00:00.000Z`) + closeDelayHours * 3_600_000);
+}
+
+/** The latest day whose close time has passed at `instant`. */
+export function lastClosableDay(instant: Date | number, closeDelayHours: number): BillingDay {
+  return addDays(billingDayOf(new Date(instant).getTime() - closeDelayHours * 3_600_000), -1);
+}
+
+/** Every day from `from` to `to`, both included. */
+export function daysBetween(from: BillingDay, to: BillingDay): BillingDay[] {
+  const days: BillingDay[] = [];
+  for (let d = from; d <= to; d = addDays(d, 1)) days.push(d);
+  return days;
+}

@@ -60,6 +60,8 @@ export const ConfigSchema = Type.Object({
   TRIAL_WEBHOOK_SECRET: Type.String({ default: 'tally-local-webhook-secret', minLength: 8 }),
   /** smtp(s)://user:pass@host:port for trial emails; empty writes them to the notification_outbox table. */
   NOTIFY_SMTP_URL: Type.String({ default: '', pattern: '^(smtps?://.*)?$' }),
+  /** Hours after a day's UTC midnight until it closes: then the upload takes it, and later events restate it. */
+  DAY_CLOSE_DELAY_HOURS: Type.Integer({ default: 2, minimum: 0, maximum: 168 }),
   /** Operators' bearer token for /admin routes and the admin UI; empty closes admin (npm start makes one). */
   ADMIN_TOKEN: Type.String({ default: '' }),
   NOTIFY_EMAIL_FROM: Type.String({ default: 'Tally Billing <billing@tally.local>', minLength: 3 }),

@@ -102,7 +102,7 @@ describe('the pipeline, end to end', () => {
 
     const res = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', headers: tally.adminAuth, payload: { day } });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ workflowId: `aggregate-${day}`, result: { lines: 3, changed: 3, removed: 0 } });
+    expect(res.json()).toMatchObject({ workflowId: `aggregate-${day}`, result: { lines: 3, changed: 3, removed: 0, scanned: true, closedDay: true, restated: 0 } });
     const { rows } = await tally.db.query(
       'SELECT amount_type, total, event_count FROM usage_daily WHERE internal_instance_id = $1 AND billing_day = $2 ORDER BY amount_type',
       [instanceId, day],
@@ -131,7 +131,7 @@ describe('the pipeline, end to end', () => {
 
   it('changes nothing when the aggregation and the upload run again', async () => {
     const aggregate = await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', headers: tally.adminAuth, payload: { day } });
-    expect(aggregate.json().result).toEqual({ lines: 3, changed: 0, removed: 0 });
+    expect(aggregate.json().result).toMatchObject({ lines: 3, changed: 0, removed: 0, closedDay: false, restated: 0 });
     const upload = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', headers: tally.adminAuth, payload: { day } });
     expect(upload.json().result).toMatchObject({ importIds: [], records: 0, status: 'nothing-to-send' });
     const usage = await sandboxUsage(accountNumber);

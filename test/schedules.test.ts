@@ -35,16 +35,15 @@ describe('schedules', () => {
     expect(upload.action).toMatchObject({ workflowType: 'scheduledUploadWorkflow' });
   });
 
-  it('aggregate, on a backfill, the open days of the scheduled time, not of today', async () => {
-    // Data for a past day, straight into BigQuery as the ingest workflow would write it.
+  it('settle, on a backfill, the day that closed at the scheduled time, not yesterday', async () => {
+    // Data for a past day, straight into BigQuery (no dirty mark): the run that closes the day reads all of it.
     await tally.rawEvents.insert(
       [{ key: 'backfill-1', instanceId: 'inst-backfill', occurredAt: '2026-03-10T04:00:00.000Z', day: '2026-03-10' as never, amounts: { samples: 42 }, metadata: {} }],
       'backfill-batch', '2026-03-10T04:00:01.000Z',
     );
     const schedule = tally.temporal.schedule.getHandle(AGGREGATION_SCHEDULE_ID);
-    await schedule.backfill({ start: new Date('2026-03-10T05:00:00Z'), end: new Date('2026-03-10T05:59:59Z'), overlap: ScheduleOverlapPolicy.ALLOW_ALL });
-    const [previous, day] = await Promise.all([waitForCompletion('aggregate-2026-03-09'), waitForCompletion('aggregate-2026-03-10')]);
-    expect(previous.status.name).toBe('COMPLETED');
+    await schedule.backfill({ start: new Date('2026-03-11T05:00:00Z'), end: new Date('2026-03-11T05:59:59Z'), overlap: ScheduleOverlapPolicy.ALLOW_ALL });
+    const day = await waitForCompletion('aggregate-2026-03-10');
     expect(day.status.name).toBe('COMPLETED');
     expect(day.searchAttributes.BillingDay).toEqual(['2026-03-10']);
     // What the README tells operators to type into the Temporal UI's search.
@@ -54,8 +53,9 @@ describe('schedules', () => {
       expect(ids).toContain('aggregate-2026-03-10');
       return ids;
     });
-    expect(found).not.toContain('aggregate-2026-03-09');
+    expect(found.every((id) => id.endsWith('2026-03-10'))).toBe(true);
     const { rows } = await tally.db.query("SELECT internal_instance_id, total FROM usage_daily WHERE billing_day = '2026-03-10'");
     expect(rows).toEqual([{ internal_instance_id: 'inst-backfill', total: '42' }]);
+    expect((await tally.db.query("SELECT 1 FROM closed_days WHERE billing_day = '2026-03-10'")).rowCount).toBe(1);
   });
 });

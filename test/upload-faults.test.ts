@@ -35,6 +35,8 @@ async function usageFor(day: string, n: number, amount: number): Promise<void> {
      ON CONFLICT (internal_instance_id, billing_day, amount_type) DO UPDATE SET total = EXCLUDED.total`,
     [`inst-${run}-${n}`, day, amount],
   );
+  // As the aggregation that settles a day would: only closed days upload.
+  await tally.db.query('INSERT INTO closed_days (billing_day) VALUES ($1) ON CONFLICT DO NOTHING', [day]);
 }
 
 const upload = async (day: string) =>

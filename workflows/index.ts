@@ -1,6 +1,7 @@
 // The worker's workflow bundle: every workflow Tally runs.
 export { drainIngestOutboxWorkflow } from './ingest.js';
 export { aggregateDayWorkflow } from './aggregate.js';
+export { backfillWorkflow } from './backfill.js';
 export { uploadDayWorkflow } from './upload.js';
 export { scheduledAggregationWorkflow, scheduledReconciliationWorkflow, scheduledUploadWorkflow } from './scheduled.js';
 export { maintainKeyLedgerWorkflow } from './maintenance.js';

@@ -21,7 +21,7 @@ const zuora = () => ({
   }).awaitUsageImport,
 });
 
-const { recordUsageImport } = proxyActivities<activities.Activities>({
+const { recordUsageImport, assertDayClosed } = proxyActivities<activities.Activities>({
   startToCloseTimeout: '1 minute',
   retry: zuoraRetry,
 });
@@ -37,9 +37,11 @@ export interface UploadDayResult {
 /**
  * upload-<day>: sends the day's usage lines to Zuora as usage imports under deterministic
  * UniqueKeys and records each in the upload ledger. Re-running a day sends only what changed,
- * and a changed line is a correction of the record Zuora holds, never a second one.
+ * and a changed line is a correction of the record Zuora holds, never a second one. Only a
+ * closed day uploads (DayOpen otherwise).
  */
 export async function uploadDayWorkflow(day: BillingDay): Promise<UploadDayResult> {
+  await assertDayClosed(day);
   const calls = zuora();
   const submitted = await calls.submit(day);
   if (submitted.importIds.length === 0) return { ...submitted, status: 'nothing-to-send' };

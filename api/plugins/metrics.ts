@@ -85,6 +85,35 @@ export const metricsPlugin = fp(async (app) => {
       }
     },
   });
+  new client.Gauge({
+    name: 'tally_usage_restatements',
+    help: 'Changes to lines of closed days since the start (usage_restatements), by reason and whether Zuora already held the day',
+    labelNames: ['reason', 'uploaded_before'],
+    registers: [registry],
+    async collect() {
+      const rows = await quietly(app.deps.db.query<{ reason: string; uploaded_before: boolean; n: number }>(
+        'SELECT reason, uploaded_before, count(*)::int AS n FROM usage_restatements GROUP BY reason, uploaded_before',
+      ));
+      if (!rows) return;
+      this.reset();
+      for (const reason of ['late-usage', 'backfill', 'recompute']) {
+        for (const uploaded of [false, true]) {
+          this.set({ reason, uploaded_before: String(uploaded) }, rows.find((r) => r.reason === reason && r.uploaded_before === uploaded)?.n ?? 0);
+        }
+      }
+    },
+  });
+  new client.Gauge({
+    name: 'tally_aggregation_dirty_days',
+    help: '(customer, day) pairs with events not yet aggregated, and of those the ones for days already closed (late usage)',
+    labelNames: ['late'],
+    registers: [registry],
+    async collect() {
+      const rows = await quietly(app.deps.db.query<{ late: boolean; n: number }>('SELECT late, count(*)::int AS n FROM dirty_days GROUP BY late'));
+      if (!rows) return;
+      for (const late of [false, true]) this.set({ late: String(late) }, rows.find((r) => r.late === late)?.n ?? 0);
+    },
+  });
   app.decorate('metrics', metrics);
   app.addHook('onResponse', async (req, reply) => {
     requestSeconds.observe(

@@ -39,6 +39,8 @@ export interface TestTally {
   adminAuth: { authorization: string };
   /** Headers bearing a fresh billing API token of the organisation (issued through the DB, not HTTP). */
   orgAuth(orgId: string): Promise<{ authorization: string }>;
+  /** Stops the main worker (as a crash or a deploy would) and starts a new one on the same task queue. */
+  restartWorker(): Promise<void>;
   /** Stops the Zuora queue's worker, as a crash would take it away mid-activity. */
   stopZuoraWorker(): Promise<void>;
   /** Resolves once the batch is written to BigQuery (by the drainer workflow). */
@@ -65,6 +67,8 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     BIGQUERY_DATASET: `test_${suffix}`,
     TEMPORAL_TASK_QUEUE: `test-${suffix}`,
     ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
+    // Yesterday is closed from midnight, so tests of past days never depend on the hour they run at.
+    DAY_CLOSE_DELAY_HOURS: '0',
     ...overrides,
   });
   const db = createPool(config.DATABASE_URL, 5);
@@ -76,7 +80,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
   const temporal = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const activities = createActivities(activityDeps(config, { db, rawEvents, zuora }));
-  const worker = await createTallyWorker({
+  const newWorker = () => createTallyWorker({
     connection: nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -84,6 +88,7 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     workflows: { workflowBundle: { codePath: inject('workflowBundlePath') } },
     shutdownGraceTime: '1 second',
   });
+  let worker = await newWorker();
   const zuoraWorker = await createZuoraWorker({
     connection: nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -92,11 +97,12 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
     maxPerSecond: config.ZUORA_MAX_REQUESTS_PER_SECOND,
     shutdownGraceTime: '1 second',
   });
-  const running = Promise.all([worker.run(), zuoraWorker.run()]);
+  let mainRun = worker.run();
+  const zuoraRun = zuoraWorker.run();
   await ensureIngestDrainer(temporal, config.TEMPORAL_TASK_QUEUE);
   const app = await buildApp({ config, db, temporal, zuora });
   const { key } = await app.apiKeys.issue('test producer', ['ingest']);
-  return {
+  const tally: TestTally = {
     config, db, rawEvents, temporal, zuora, app, worker,
     auth: { authorization: `Bearer ${key}` },
     adminAuth: { authorization: `Bearer ${config.ADMIN_TOKEN}` },
@@ -105,6 +111,13 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
       return { authorization: `Bearer ${token}` };
     },
     ingestDeps: { db, temporalHealth: new TemporalHealth(temporal, 5_000), taskQueue: config.TEMPORAL_TASK_QUEUE },
+    async restartWorker() {
+      worker.shutdown();
+      await mainRun.catch(() => undefined);
+      worker = await newWorker();
+      tally.worker = worker;
+      mainRun = worker.run();
+    },
     async stopZuoraWorker() {
       zuoraWorker.shutdown();
       while (zuoraWorker.getState() !== 'STOPPED' && zuoraWorker.getState() !== 'FAILED') await new Promise((r) => setTimeout(r, 100));
@@ -122,8 +135,9 @@ export async function startTestTally(overrides: Record<string, string> = {}): Pr
       await temporal.workflow.getHandle(ingestDrainerWorkflowId(config.TEMPORAL_TASK_QUEUE)).terminate('test over').catch(() => undefined);
       worker.shutdown();
       if (zuoraWorker.getState() === 'RUNNING') zuoraWorker.shutdown();
-      await running;
+      await Promise.all([mainRun, zuoraRun]);
       await Promise.allSettled([db.end(), clientConnection.close(), nativeConnection.close()]);
     },
   };
+  return tally;
 }

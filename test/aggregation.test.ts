@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { WorkflowFailedError } from '@temporalio/client';
+import { fingerprint64 } from 'farmhash-modern';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
+import { backfillWorkflowId } from '../workflows/backfill.js';
+import { aggregateDayWorkflow } from '../workflows/aggregate.js';
+import { scheduledAggregationWorkflow, scheduledUploadWorkflow } from '../workflows/scheduled.js';
+import { uploadDayWorkflow } from '../workflows/upload.js';
+import { eventually } from './support/eventually.js';
+import { startTestTally, type TestTally } from './support/stack.js';
+
+// Days of our own, so no other test file runs an aggregate-<day> of the same day at the same time.
+const today = billingDayOf(Date.now());
+const day = (n: number) => addDays(today, -n);
+const run = randomBytes(3).toString('hex');
+const customer = (name: string) => `inst-agg-${run}-${name}`;
+
+let tally: TestTally;
+beforeAll(async () => {
+  tally = await startTestTally();
+});
+afterAll(async () => {
+  await tally?.close();
+});
+
+let seq = 0;
+/** Sends events through the ingest API and waits until the drainer has written them. */
+async function ingest(events: { instance: string; day: BillingDay; amounts: Record<string, number> }[]): Promise<string[]> {
+  const body = events.map((e) => ({
+    uniqueKey: `agg-${run}-${seq++}`,
+    internalInstanceId: e.instance,
+    timestamp: `${e.day}T${String(seq % 24).padStart(2, '0')}:00:00Z`,
+    amounts: e.amounts,
+    metadata: { test: 'aggregation' },
+  }));
+  const res = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: body } });
+  expect(res.statusCode).toBe(200);
+  expect(res.json().results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
+  await tally.batchWritten(res.json().batchId);
+  return body.map((b) => b.uniqueKey);
+}
+
+interface Line { total: string; eventCount: number; keyChecksum: string }
+
+/** The day's lines computed here from every raw row (copies included), not by BigQuery's aggregation. */
+async function independentLines(d: BillingDay): Promise<Record<string, Line>> {
+  const [rows] = await tally.rawEvents['bigquery'].query({
+    query: `SELECT insert_id, internal_instance_id, amount_type, CAST(amount_value AS STRING) AS v FROM ${tally.rawEvents.tableRef} WHERE event_date = @day`,
+    params: { day: d },
+  });
+  const seen = new Set<string>();
+  const lines: Record<string, { total: bigint; n: number; xor: bigint }> = {};
+  for (const r of rows as { insert_id: string; internal_instance_id: string; amount_type: string; v: string }[]) {
+    if (seen.has(r.insert_id)) continue; // a second copy of a row: counted once
+    seen.add(r.insert_id);
+    const k = `${r.internal_instance_id}/${r.amount_type}`;
+    const l = (lines[k] ??= { total: 0n, n: 0, xor: 0n });
+    l.total += BigInt(r.v);
+    l.n++;
+    l.xor ^= BigInt.asIntN(64, fingerprint64(r.insert_id));
+  }
+  return Object.fromEntries(Object.entries(lines).map(([k, l]) => [k, { total: String(l.total), eventCount: l.n, keyChecksum: String(BigInt.asIntN(64, l.xor)) }]));
+}
+
+async function storedLines(d: BillingDay): Promise<Record<string, Line>> {
+  const { rows } = await tally.db.query<{ internal_instance_id: string; amount_type: string; total: string; event_count: string; key_checksum: string }>(
+    'SELECT internal_instance_id, amount_type, total, event_count, key_checksum FROM usage_daily WHERE billing_day = $1 AND event_count > 0', [d],
+  );
+  return Object.fromEntries(rows.map((r) => [`${r.internal_instance_id}/${r.amount_type}`, { total: r.total, eventCount: Number(r.event_count), keyChecksum: r.key_checksum }]));
+}
+
+/** Runs a scheduled workflow by hand, as the schedule would at `asOf`. */
+async function scheduled(workflow: typeof scheduledAggregationWorkflow | typeof scheduledUploadWorkflow, asOf: string): Promise<BillingDay[]> {
+  return tally.temporal.workflow.execute(workflow, {
+    workflowId: `${workflow.name}-${run}-${seq++}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [asOf],
+  });
+}
+const lastAggregation = (d: BillingDay) => tally.temporal.workflow.getHandle<typeof aggregateDayWorkflow>(`aggregate-${d}`).result();
+const morningAfter = (d: BillingDay) => `${addDays(d, 1)}T05:00:00Z`;
+
+describe('aggregation', () => {
+  const d = day(9);
+
+  it('matches an independent computation over the raw events to the unit, the count and the checksum, duplicates included', async () => {
+    const events = Array.from({ length: 120 }, (_, i) => ({
+      instance: customer(['a', 'b', 'c'][i % 3]!), day: d,
+      amounts: (i % 4 === 0 ? { 'container-seconds': 1 + i * 37, 'node-seconds': 3 } : { 'container-seconds': 10_000_000_000 + i }) as Record<string, number>,
+    }));
+    const keys = await ingest(events);
+    // A retried streaming insert leaves second copies of some rows in BigQuery: they must count once.
+    const copies = events.slice(0, 15).map((e, i) => ({ key: keys[i]!, instanceId: e.instance, occurredAt: `${d}T01:00:00.000Z`, day: d, amounts: e.amounts, metadata: {} }));
+    await tally.rawEvents.insert(copies, 'retried-batch', new Date().toISOString());
+
+    expect(await scheduled(scheduledAggregationWorkflow, morningAfter(d))).toEqual([d]);
+    const result = await lastAggregation(d);
+    expect(result).toMatchObject({ scanned: true, closedDay: true, restated: 0, lines: 6 });
+    const expected = await independentLines(d);
+    expect(Object.keys(expected)).toHaveLength(6);
+    expect(await storedLines(d)).toEqual(expected);
+    // 120 events, of which 30 carry two amount types: 150 rows counted, the 15 copies not.
+    expect(Object.values(expected).reduce((n, l) => n + l.eventCount, 0)).toBe(150);
+    // The live counters, fed by ingest, agree with the aggregation.
+    const live = await tally.db.query("SELECT sum(total)::text AS t, sum(event_count)::int AS n FROM usage_live WHERE billing_day = $1", [d]);
+    expect(live.rows[0]).toEqual({ t: Object.values(expected).reduce((s, l) => s + BigInt(l.total), 0n).toString(), n: 150 });
+  });
+
+  it('recomputes only the dirty customers, and does nothing at all when no event came', async () => {
+    await ingest([{ instance: customer('a'), day: d, amounts: { 'container-seconds': 5 } }]);
+    const marks = await tally.db.query('SELECT internal_instance_id, late FROM dirty_days WHERE billing_day = $1', [d]);
+    expect(marks.rows).toEqual([{ internal_instance_id: customer('a'), late: true }]);
+
+    expect(await scheduled(scheduledAggregationWorkflow, morningAfter(d))).toEqual([d]);
+    expect(await lastAggregation(d)).toMatchObject({ scanned: true, customers: 1, changed: 1, restated: 1, closedDay: false });
+    expect(await storedLines(d)).toEqual(await independentLines(d));
+    expect((await tally.db.query('SELECT count(*)::int AS n FROM dirty_days')).rows[0].n).toBe(0);
+
+    // Nothing new: no day to visit, so no aggregate-<day> run and no BigQuery scan.
+    const before = await tally.temporal.workflow.getHandle(`aggregate-${d}`).describe();
+    expect(await scheduled(scheduledAggregationWorkflow, morningAfter(d))).toEqual([]);
+    expect((await tally.temporal.workflow.getHandle(`aggregate-${d}`).describe()).runId).toBe(before.runId);
+  });
+
+  it('refuses to upload an open day, with the time it closes', async () => {
+    const err = await tally.temporal.workflow.execute(uploadDayWorkflow, {
+      workflowId: `upload-open-${run}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE, args: [addDays(today, 1)],
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as { type?: string; message: string; cause?: { type?: string; message: string } };
+    const failure = cause.cause ?? cause;
+    expect(failure.type).toBe('DayOpen');
+    expect(failure.message).toMatch(/is open until .*only closed days upload/);
+  });
+});
+
+describe('late usage after the upload', () => {
+  const d = day(7);
+  const orgId = `org-agg-${run}`;
+  const instance = customer('billed');
+
+  it('restates the day with its reason and ends as a correction of the same record in Zuora', async () => {
+    const reg = await tally.app.inject({ method: 'POST', url: '/admin/organisations', headers: tally.adminAuth, payload: { id: orgId, name: 'Late Corp', internalInstanceId: instance } });
+    expect(reg.statusCode).toBe(200);
+    const account = reg.json().zuoraAccountNumber as string;
+    await ingest([{ instance, day: d, amounts: { 'container-seconds': 100 } }, { instance, day: d, amounts: { 'container-seconds': 20 } }]);
+    // The daily upload settles and closes the day, then uploads it.
+    expect(await scheduled(scheduledUploadWorkflow, morningAfter(d))).toEqual([d]);
+    const held = async () => (await tally.zuora.accountUsage(account)).filter((u) => u.startDateTime.startsWith(d));
+    expect((await held()).map((u) => u.quantity)).toEqual(['120']);
+
+    // A late event for the closed, uploaded day.
+    await ingest([{ instance, day: d, amounts: { 'container-seconds': 7 } }]);
+    expect(await scheduled(scheduledAggregationWorkflow, morningAfter(d))).toEqual([d]);
+    const restatements = await tally.db.query(
+      'SELECT amount_type, previous_total, new_total, previous_event_count, new_event_count, reason, uploaded_before FROM usage_restatements WHERE internal_instance_id = $1', [instance],
+    );
+    expect(restatements.rows).toEqual([{
+      amount_type: 'container-seconds', previous_total: '120', new_total: '127', previous_event_count: 2, new_event_count: 3, reason: 'late-usage', uploaded_before: true,
+    }]);
+    const metrics = await tally.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/tally_usage_restatements\{reason="late-usage",uploaded_before="true"\} 1/);
+
+    // The next daily upload sends the correction: the same UniqueKey, the new quantity, one record.
+    expect(await scheduled(scheduledUploadWorkflow, morningAfter(d))).toEqual([d]);
+    expect((await held()).map((u) => u.quantity)).toEqual(['127']);
+    const history = await tally.db.query(
+      "SELECT h.kind, h.quantity, h.previous_quantity FROM upload_history h JOIN upload_ledger l USING (unique_key) WHERE l.org_id = $1 ORDER BY h.id", [orgId],
+    );
+    expect(history.rows).toEqual([
+      { kind: 'initial', quantity: '120', previous_quantity: null },
+      { kind: 'correction', quantity: '127', previous_quantity: '120' },
+    ]);
+    // And then nothing is left to send.
+    expect(await scheduled(scheduledUploadWorkflow, morningAfter(d))).toEqual([]);
+  });
+});
+
+describe('backfill', () => {
+  const from = day(22);
+  const to = day(20);
+
+  it('recomputes a range through Temporal, survives a worker restart, and ends with the same totals', async () => {
+    // Raw events that reached BigQuery without ingest (a migration, a replay): only a backfill finds them.
+    for (const [i, d] of [from, addDays(from, 1), to].entries()) {
+      await tally.rawEvents.insert(
+        Array.from({ length: 50 }, (_, n) => ({ key: `bf-${run}-${i}-${n}`, instanceId: customer(`bf${n % 5}`), occurredAt: `${d}T03:00:00.000Z`, day: d, amounts: { samples: n + i }, metadata: {} })),
+        `bf-batch-${i}`, new Date().toISOString(),
+      );
+    }
+    const started = await tally.app.inject({ method: 'POST', url: '/admin/backfills', headers: tally.adminAuth, payload: { from, to } });
+    expect(started.statusCode).toBe(202);
+    expect(started.json()).toMatchObject({ workflowId: backfillWorkflowId(from, to), temporalUrl: expect.stringContaining(`/workflows/backfill-${from}-${to}`) });
+    // Asking again follows the same run.
+    const again = await tally.app.inject({ method: 'POST', url: '/admin/backfills', headers: tally.adminAuth, payload: { from, to } });
+    expect(again.json().runId).toBe(started.json().runId);
+
+    const progress = async () => (await tally.app.inject({ method: 'GET', url: `/admin/backfills/${backfillWorkflowId(from, to)}`, headers: tally.adminAuth })).json();
+    await eventually(async () => expect((await progress()).progress.done).toBeGreaterThanOrEqual(1));
+    await tally.restartWorker();
+
+    const done = await tally.temporal.workflow.getHandle(backfillWorkflowId(from, to)).result();
+    expect(done).toMatchObject({ total: 3, done: 3, current: null });
+    expect(await progress()).toMatchObject({ status: 'COMPLETED', progress: { done: 3 } });
+    for (const d of [from, addDays(from, 1), to]) {
+      const expected = await independentLines(d);
+      expect(Object.keys(expected)).toHaveLength(5);
+      expect(await storedLines(d)).toEqual(expected);
+    }
+  });
+
+  it('refuses a range that makes no sense, naming the field', async () => {
+    const bad = async (payload: object) => (await tally.app.inject({ method: 'POST', url: '/admin/backfills', headers: tally.adminAuth, payload })).json();
+    expect(await bad({ from: to, to: from })).toMatchObject({ code: 'INVALID_RANGE', field: 'from' });
+    expect(await bad({ from: today, to: addDays(today, 2) })).toMatchObject({ code: 'INVALID_RANGE', field: 'to' });
+    expect(await bad({ from: '2026-02-30', to: today })).toMatchObject({ field: 'from' });
+  });
+
+  it('runs from the command line to the end and prints the outcome', async () => {
+    const d = day(24);
+    await tally.rawEvents.insert([{ key: `cli-${run}`, instanceId: customer('cli'), occurredAt: `${d}T03:00:00.000Z`, day: d, amounts: { samples: 9 }, metadata: {} }], 'cli-batch', new Date().toISOString());
+    const { stdout, stderr } = await promisify(execFile)('npx', ['tsx', 'cli/tally.ts', 'backfill', '--from', d, '--quiet'], {
+      env: { ...process.env, TEMPORAL_ADDRESS: tally.config.TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE: tally.config.TEMPORAL_TASK_QUEUE, TEMPORAL_NAMESPACE: tally.config.TEMPORAL_NAMESPACE },
+    });
+    expect(stderr).toContain(`backfill-${d}-${d}`);
+    expect(JSON.parse(stdout)).toMatchObject({ from: d, to: d, total: 1, done: 1 });
+    expect(await storedLines(d)).toEqual({ [`${customer('cli')}/samples`]: expect.objectContaining({ total: '9', eventCount: 1 }) });
+  });
+});
