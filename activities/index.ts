@@ -6,6 +6,7 @@ import { createKeyLedgerActivities } from './key-ledger.js';
 import type { RawEventStore } from './raw-events.js';
 import { createTrialActivities, trialSettingsFromConfig, type TrialConfig, type TrialSettings } from './trial.js';
 import { createReconcileActivities } from './reconcile.js';
+import { createThresholdActivities } from './thresholds.js';
 import { createUploadActivities } from './upload.js';
 import type { ZuoraClient } from './zuora-client.js';
 
@@ -32,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReconcileActivities(deps),
     ...createKeyLedgerActivities(deps),
     ...createTrialActivities(deps),
+    ...createThresholdActivities(deps),
   };
 }
 

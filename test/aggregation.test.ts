@@ -3,6 +3,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { fingerprint64 } from 'farmhash-modern';
+import http from 'node:http';
+import { verifyWebhookSignature } from '../activities/notifier.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { backfillWorkflowId } from '../workflows/backfill.js';
@@ -226,5 +228,64 @@ describe('backfill', () => {
     expect(stderr).toContain(`backfill-${d}-${d}`);
     expect(JSON.parse(stdout)).toMatchObject({ from: d, to: d, total: 1, done: 1 });
     expect(await storedLines(d)).toEqual({ [`${customer('cli')}/samples`]: expect.objectContaining({ total: '9', eventCount: 1 }) });
+  });
+});
+
+describe('usage thresholds', () => {
+  const d = day(27);
+  const orgId = `org-thr-${run}`;
+  const instance = customer('thr');
+  const received: { body: string; signature: string | undefined; answered: number }[] = [];
+  let receiver: http.Server;
+  let url = '';
+  beforeAll(async () => {
+    // The customer's endpoint: down for the first delivery, up after.
+    receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const answered = received.length === 0 ? 503 : 200;
+        received.push({ body, signature: req.headers['x-tally-signature'] as string | undefined, answered });
+        res.writeHead(answered).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+  });
+  afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
+
+  it('sends one signed webhook when the period crosses the threshold, retried until delivered', async () => {
+    expect((await tally.app.inject({ method: 'POST', url: '/admin/organisations', headers: tally.adminAuth, payload: { id: orgId, name: 'Thresholds', internalInstanceId: instance } })).statusCode).toBe(200);
+    const headers = await tally.orgAuth(orgId);
+    const bad = await tally.app.inject({ method: 'POST', url: `/v1/organisations/${orgId}/thresholds`, headers, payload: { amountType: 'gigawatts', quantity: '1', webhookUrl: url } });
+    expect(bad.json()).toMatchObject({ code: 'UNKNOWN_AMOUNT_TYPE', field: 'amountType' });
+    const created = await tally.app.inject({ method: 'POST', url: `/v1/organisations/${orgId}/thresholds`, headers, payload: { amountType: 'container-seconds', quantity: '1000', webhookUrl: url } });
+    expect(created.statusCode).toBe(201);
+    const { id, secret } = created.json();
+
+    await ingest([{ instance, day: d, amounts: { 'container-seconds': 600 } }]);
+    await scheduled(scheduledAggregationWorkflow, morningAfter(d));
+    expect(received).toHaveLength(0); // 600 of 1000: not crossed
+
+    await ingest([{ instance, day: d, amounts: { 'container-seconds': 500 } }]);
+    await scheduled(scheduledAggregationWorkflow, morningAfter(d));
+    const periodStart = `${d.slice(0, 7)}-01`;
+    await tally.temporal.workflow.getHandle(`threshold-${id}-${periodStart}`).result();
+    expect(received.map((r) => r.answered)).toEqual([503, 200]);
+    const delivered = received[1]!;
+    expect(verifyWebhookSignature(secret, delivered.body, delivered.signature)).toBe(true);
+    expect(JSON.parse(delivered.body)).toMatchObject({
+      id: `threshold-${id}-${periodStart}`, type: 'usage.threshold_crossed', orgId, amountType: 'container-seconds', threshold: '1000', periodStart, periodTotal: '1100',
+    });
+
+    // More usage in the same period: already crossed, nothing more is sent.
+    await ingest([{ instance, day: d, amounts: { 'container-seconds': 5000 } }]);
+    await scheduled(scheduledAggregationWorkflow, morningAfter(d));
+    const listed = (await tally.app.inject({ method: 'GET', url: `/v1/organisations/${orgId}/thresholds`, headers })).json();
+    expect(listed.thresholds).toEqual([expect.objectContaining({
+      id, quantity: '1000', crossings: [expect.objectContaining({ periodStart, periodTotal: '1100', attempts: 2, lastError: null, deliveredAt: expect.any(String) })],
+    })]);
+    expect(listed.thresholds[0]).not.toHaveProperty('secret');
+    expect(received).toHaveLength(2);
   });
 });

@@ -7,3 +7,4 @@ export { scheduledAggregationWorkflow, scheduledReconciliationWorkflow, schedule
 export { maintainKeyLedgerWorkflow } from './maintenance.js';
 export { trialWorkflow, trialSweepWorkflow } from './trial.js';
 export { reconcileDayWorkflow } from './reconcile.js';
+export { thresholdWebhookWorkflow } from './thresholds.js';

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { invoiceRoutes } from './invoices.js';
 import { organisationTrialRoutes } from './org-trial.js';
 import { paymentMethodRoutes } from './payment-method.js';
+import { thresholdRoutes } from './thresholds.js';
 import { usageLineageRoutes } from './usage-lineage.js';
 import { usageRoutes } from './usage.js';
 
@@ -20,4 +21,5 @@ export const billingRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(paymentMethodRoutes);
   await app.register(organisationTrialRoutes);
   await app.register(invoiceRoutes);
+  await app.register(thresholdRoutes);
 };
