@@ -14,6 +14,9 @@ import { batchRoutes } from './routes/batches.js';
 import { adminRoutes } from './routes/admin.js';
 import { trialRoutes } from './routes/trials.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { adminOrganisationRoutes } from './routes/admin-organisations.js';
+import { adminOrganisationUsageRoutes } from './routes/admin-organisation-usage.js';
+import { adminOperationsRoutes } from './routes/admin-operations.js';
 import { eventRoutes } from './routes/events.js';
 import { billingRoutes } from './routes/billing.js';
 import { orgTokenRoutes } from './routes/org-tokens.js';
@@ -85,5 +88,9 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   await app.register(backfillRoutes);
   await app.register(trialRoutes);
   await app.register(apiKeyRoutes);
+  // The operators' read views.
+  await app.register(adminOrganisationRoutes);
+  await app.register(adminOrganisationUsageRoutes);
+  await app.register(adminOperationsRoutes);
   return app as unknown as FastifyInstance;
 }
