@@ -2,6 +2,7 @@ import { parse } from 'csv-parse/sync';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays, billingDayOf } from '../core/billing-day.js';
+import { eventually } from './support/eventually.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // The customer-facing billing API on the real stack: usage ingested through /v1/events, aggregated
@@ -167,6 +168,28 @@ describe('lineage: the raw events behind a daily line', () => {
     const missing = await get(`/v1/organisations/${orgId}/usage/${dayA}/samples/events`);
     expect(missing.statusCode).toBe(404);
     expect(missing.json().code).toBe('USAGE_LINE_NOT_FOUND');
+  });
+});
+
+describe('live usage', () => {
+  it('counts what ingest accepted today within seconds, duplicates once', async () => {
+    const events = [event('live-1', today, 0, { 'container-seconds': 120, samples: 5 }), event('live-2', today, 0, { 'container-seconds': 30 })];
+    await ingest(events);
+    const resent = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events } });
+    expect(resent.json().results.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'duplicate']);
+    const live = await eventually(async () => {
+      const res = await get(`/v1/organisations/${orgId}/usage/live`);
+      expect(res.statusCode).toBe(200);
+      expect(res.json().totals.map(({ updatedAt: _u, ...t }: { updatedAt: string }) => t)).toEqual([
+        { amountType: 'container-seconds', total: '150', eventCount: 2 },
+        { amountType: 'samples', total: '5', eventCount: 1 },
+      ]);
+      return res.json();
+    }, 30_000);
+    expect(live).toMatchObject({ orgId, day: today });
+    expect(Date.now() - Date.parse(live.updatedAt)).toBeLessThan(60_000);
+    // Another day (one with no usage) answers empty totals, not an error.
+    expect((await get(`/v1/organisations/${orgId}/usage/live?day=${addDays(today, -30)}`)).json()).toEqual({ orgId, day: addDays(today, -30), totals: [], updatedAt: null });
   });
 });
 

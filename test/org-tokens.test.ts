@@ -20,7 +20,7 @@ async function billingRoutes(orgId: string): Promise<{ method: string; url: stri
     .filter(([path]) => path.startsWith('/v1/organisations/{orgId}'))
     .flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({
       method: method.toUpperCase(),
-      url: path.replace('{orgId}', orgId).replace('{day}', '2026-01-01').replace('{amountType}', 'container-seconds'),
+      url: path.replace('{orgId}', orgId).replace('{day}', '2026-01-01').replace('{amountType}', 'container-seconds').replace('{thresholdId}', 'thr_000000000000'),
       security: op.security,
     })));
 }
@@ -62,7 +62,7 @@ describe('organisation tokens', () => {
     expect((await tally.app.inject({ method: 'GET', url: `/v1/organisations/${orgA}/usage`, headers: own })).statusCode).toBe(200);
     const tokenOfB = await tally.orgAuth(orgB);
     const routes = await billingRoutes(orgA);
-    expect(routes.length).toBeGreaterThanOrEqual(6);
+    expect(routes.length).toBeGreaterThanOrEqual(10);
     for (const route of routes) {
       expect(route.security, `${route.method} ${route.url}`).toEqual([{ orgToken: [] }]);
       for (const headers of [tokenOfB, own]) {
@@ -161,13 +161,17 @@ describe('the document', () => {
       .filter(([path]) => path.startsWith('/v1/'))
       .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`));
     expect(v1.sort()).toEqual([
+      'DELETE /v1/organisations/{orgId}/thresholds/{thresholdId}',
       'GET /v1/batches/{batchId}',
       'GET /v1/organisations/{orgId}/invoices',
       'GET /v1/organisations/{orgId}/payment-method',
+      'GET /v1/organisations/{orgId}/thresholds',
       'GET /v1/organisations/{orgId}/trial',
       'GET /v1/organisations/{orgId}/usage',
+      'GET /v1/organisations/{orgId}/usage/live',
       'GET /v1/organisations/{orgId}/usage/{day}/{amountType}/events',
       'POST /v1/events',
+      'POST /v1/organisations/{orgId}/thresholds',
       'POST /v1/signup',
       'PUT /v1/organisations/{orgId}/payment-method',
     ]);

@@ -4,6 +4,7 @@ import { organisationTrialRoutes } from './org-trial.js';
 import { paymentMethodRoutes } from './payment-method.js';
 import { thresholdRoutes } from './thresholds.js';
 import { usageLineageRoutes } from './usage-lineage.js';
+import { liveUsageRoutes } from './usage-live.js';
 import { usageRoutes } from './usage.js';
 
 /**
@@ -17,6 +18,7 @@ export const billingRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
   app.addHook('onRequest', app.requireOrgToken);
   await app.register(usageRoutes);
+  await app.register(liveUsageRoutes);
   await app.register(usageLineageRoutes);
   await app.register(paymentMethodRoutes);
   await app.register(organisationTrialRoutes);
