@@ -1,12 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { stringify } from 'csv-stringify/sync';
-import { addDays, billingDayOf, isBillingDay, type BillingDay } from '../../core/billing-day.js';
+import { DayRangeQuery, MAX_RANGE_DAYS, resolveDayRange } from '../day-range.js';
 import { findOrganisation } from '../organisations.js';
 import { orgTokenSecurity } from '../plugins/org-auth.js';
-import { BillingDayParam, ErrorBody, OrgIdParams, Quantity } from '../schemas.js';
-
-/** A year, leap day included: enough for an annual statement, small enough to answer at once. */
-export const MAX_RANGE_DAYS = 366;
+import { ErrorBody, OrgIdParams, Quantity } from '../schemas.js';
 
 const UsageLine = Type.Object({ day: Type.String(), amountType: Type.String(), total: Quantity, eventCount: Type.Integer() });
 const AmountTypeTotal = Type.Object({ amountType: Type.String(), total: Quantity, eventCount: Type.Integer() });
@@ -42,8 +39,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       security: orgTokenSecurity,
       params: OrgIdParams,
       querystring: Type.Object({
-        from: Type.Optional({ ...BillingDayParam, description: 'First day (default: 30 days before `to`)' }),
-        to: Type.Optional({ ...BillingDayParam, description: 'Last day, inclusive (default: today)' }),
+        ...DayRangeQuery,
         format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { description: 'Overrides the Accept header' })),
       }),
       response: {
@@ -58,16 +54,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
   }, async (req, reply) => {
-    const to = req.query.to ?? billingDayOf(Date.now());
-    for (const [field, value] of [['from', req.query.from], ['to', to]] as const) {
-      if (value !== undefined && !isBillingDay(value)) return reply.code(400).send({ code: 'INVALID_DAY', field, message: `${field} is not a calendar day: ${value}` });
-    }
-    const from = req.query.from ?? addDays(to as BillingDay, -30);
-    if (from > to) return reply.code(400).send({ code: 'INVALID_RANGE', field: 'from', message: `from (${from}) is after to (${to})` });
-    const days = (Date.parse(to) - Date.parse(from)) / 86_400_000 + 1;
-    if (days > MAX_RANGE_DAYS) {
-      return reply.code(400).send({ code: 'RANGE_TOO_LONG', field: 'from', message: `${from} to ${to} is ${days} days; ask for at most ${MAX_RANGE_DAYS} at a time` });
-    }
+    // The 31 days to today unless asked otherwise, as before ranges were validated.
+    const range = resolveDayRange(req.query, 31);
+    if (!range.ok) return reply.code(400).send(range.error);
+    const { from, to } = range;
     const org = await findOrganisation(db, req.params.orgId);
     if (!org) return reply.code(404).send({ code: 'ORG_NOT_FOUND', message: `no organisation ${req.params.orgId}` });
     const { rows } = await db.query<{ billing_day: string; amount_type: string; total: string; event_count: number }>(
