@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import type { ApiDeps } from './context.js';
 import { adminAuthPlugin } from './plugins/admin-auth.js';
+import { adminUiPlugin } from './plugins/admin-ui.js';
 import { apiKeyAuthPlugin } from './plugins/api-key-auth.js';
 import { gzipBodyPlugin } from './plugins/gzip-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -88,9 +89,10 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   await app.register(backfillRoutes);
   await app.register(trialRoutes);
   await app.register(apiKeyRoutes);
-  // The operators' read views.
+  // The operators' read views and the admin UI that shows them.
   await app.register(adminOrganisationRoutes);
   await app.register(adminOrganisationUsageRoutes);
   await app.register(adminOperationsRoutes);
+  await app.register(adminUiPlugin);
   return app as unknown as FastifyInstance;
 }

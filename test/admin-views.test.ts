@@ -195,4 +195,16 @@ describe('the admin surface', () => {
       '/admin/workflows/failed', '/admin/workflows/stuck', '/admin/reconciliations',
     ]));
   });
+
+  it('serves the admin UI and its libraries from node_modules without a token, and nothing else of those packages', async () => {
+    const page = await tally.app.inject({ method: 'GET', url: '/admin/ui/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toContain('text/html');
+    expect((await tally.app.inject({ method: 'GET', url: '/admin/ui' })).statusCode).toBe(301);
+    for (const asset of ['vendor/alpine/module.esm.js', 'vendor/pico/pico.min.css', 'vendor/chart/chart.umd.min.js', 'js/session.js', 'ui.css']) {
+      expect((await tally.app.inject({ method: 'GET', url: `/admin/ui/${asset}` })).statusCode, asset).toBe(200);
+    }
+    expect((await tally.app.inject({ method: 'GET', url: '/admin/ui/vendor/chart/chart.cjs' })).statusCode).toBe(404);
+    expect((await tally.app.inject({ method: 'GET', url: '/admin/ui/vendor/chart/%2e%2e/package.json' })).statusCode).toBe(404);
+  });
 });
