@@ -77,7 +77,8 @@ try {
     { name: 'API', where: api.url },
     { name: 'API metrics', where: `${api.url}/metrics` },
     ...(api.forwardAddress ? [{ name: 'Fluentd forward', where: `${api.forwardAddress} (point the Go client's -billing.ingester here)` }] : []),
-    { name: 'OpenAPI document', where: `${api.url}/openapi.json` },
+    { name: 'Admin UI', where: `${api.url}/admin/ui/ (sign in with the operator token)` },
+    { name: 'API docs', where: `${api.url}/docs (OpenAPI document: ${api.url}/openapi.json)` },
     { name: 'Schedules', where: `${worker.schedules.join(', ')} (${config.TEMPORAL_UI_URL}/namespaces/${config.TEMPORAL_NAMESPACE}/schedules)` },
     { name: 'Data and logs', where: dataDir },
   );
