@@ -134,6 +134,10 @@ describe('aggregation', () => {
     const failure = cause.cause ?? cause;
     expect(failure.type).toBe('DayOpen');
     expect(failure.message).toMatch(/is open until .*only closed days upload/);
+    // An operator asking through the admin API gets the reason, not a 500.
+    const res = await tally.app.inject({ method: 'POST', url: '/admin/uploads?wait=true', headers: tally.adminAuth, payload: { day: today } });
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: 'DayOpen', message: expect.stringMatching(new RegExp(`upload-${today} failed: ${today} is open until`)) });
   });
 });
 

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { isBillingDay, type BillingDay } from '../../core/billing-day.js';
 import { workflowUrl } from '../../core/temporal-links.js';
 import { billingDaySearchAttribute } from '../../workflows/search-attributes.js';
@@ -43,7 +43,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['admin'],
         body: Type.Object({ day: BillingDayParam }),
         querystring: Type.Object({ wait: Type.Boolean({ default: false }) }),
-        response: { 202: WorkflowStarted, 200: WorkflowStarted, 400: ErrorBody },
+        response: { 202: WorkflowStarted, 200: WorkflowStarted, 400: ErrorBody, 409: ErrorBody },
       },
     }, async (req, reply) => {
       const { day } = req.body;
@@ -62,7 +62,18 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         temporalUrl: workflowUrl(config.TEMPORAL_UI_URL, config.TEMPORAL_NAMESPACE, workflowId),
       };
       if (!req.query.wait) return reply.code(202).send(started);
-      return reply.code(200).send({ ...started, result: await handle.result() });
+      try {
+        return reply.code(200).send({ ...started, result: await handle.result() });
+      } catch (err) {
+        if (!(err instanceof WorkflowFailedError)) throw err;
+        // The workflow said no (a day still open, Zuora refusing an import): its reason, and where to look.
+        const cause = err.cause as { type?: string; message?: string; cause?: { type?: string; message?: string } } | undefined;
+        const reason = cause?.cause ?? cause;
+        return reply.code(409).send({
+          code: reason?.type ?? 'WORKFLOW_FAILED',
+          message: `${workflowId} failed: ${reason?.message ?? err.message} (${started.temporalUrl})`,
+        });
+      }
     });
   }
 };
