@@ -71,6 +71,7 @@ describe('the admin UI', () => {
     await page.getByLabel('Admin token').fill(tally.config.ADMIN_TOKEN);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(/organisations\.html/);
+    await page.waitForSelector('body[data-ready]');
     await page.getByRole('link', { name: `globex-${run}` }).waitFor();
     await screenshot('organisations');
   });
@@ -80,6 +81,7 @@ describe('the admin UI', () => {
     await expect.poll(() => page.locator('tbody tr:has(a)').count()).toBe(1);
     await page.getByRole('link', { name: acme.orgId }).click();
     await page.waitForURL(/organisation\.html\?id=/);
+    await page.waitForSelector('body[data-ready]');
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe(acme.name);
   });
 
@@ -123,6 +125,8 @@ describe('the admin UI', () => {
 
   it('starts an aggregation from its button and links to the workflow in the Temporal UI', async () => {
     await page.getByRole('link', { name: 'Operations' }).click();
+    await page.waitForURL(/operations\.html/);
+    await page.waitForSelector('body[data-ready]');
     await page.getByLabel('Billing day (UTC)').fill(acme.days[0]!);
     await page.getByRole('button', { name: 'Aggregate' }).click();
     const entry = page.locator('#started-workflows li', { hasText: `Aggregation of ${acme.days[0]}` });
@@ -148,6 +152,8 @@ describe('the admin UI', () => {
 
   it('lists the workflow that failed, with why', async () => {
     await page.getByRole('link', { name: 'Failed workflows' }).click();
+    await page.waitForURL(/workflows\.html/);
+    await page.waitForSelector('body[data-ready]');
     const row = page.locator('#failed-workflows tr', { hasText: ghostWorkflowId });
     await row.waitFor();
     expect(await row.innerText()).toContain(`organisation ghost-${run} is not registered`);
@@ -157,6 +163,8 @@ describe('the admin UI', () => {
 
   it('shows the reconciliation drift of the day whose ledger is behind', async () => {
     await page.getByRole('link', { name: 'Reconciliation' }).click();
+    await page.waitForURL(/reconciliation\.html/);
+    await page.waitForSelector('body[data-ready]');
     const day = page.locator('#drift-days tr', { hasText: acme.uploadedDay });
     await day.waitFor();
     await day.getByRole('button', { name: `Show the 1 differences of ${acme.uploadedDay}` }).click();

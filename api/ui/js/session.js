@@ -43,9 +43,27 @@ function toLogin() {
   location.assign(`index.html?next=${encodeURIComponent(here)}`);
 }
 
-/** Registers the navigation bar and starts Alpine; a page opened without a token goes to the login form first. */
+const PAGES = [
+  ['organisations', 'Organisations'],
+  ['operations', 'Operations'],
+  ['workflows', 'Failed workflows'],
+  ['reconciliation', 'Reconciliation'],
+];
+
+/** The navigation bar, the same on every page: drawn into `<header data-nav="<current page>">`. */
+function drawNavigation() {
+  const header = document.querySelector('header[data-nav]');
+  if (!header) return;
+  const links = PAGES.map(([page, title]) =>
+    `<li><a href="${page}.html"${page === header.dataset.nav ? ' aria-current="page"' : ''}>${title}</a></li>`).join('');
+  header.innerHTML = `<nav x-data="navigation" aria-label="Admin pages"><ul><li><strong>Tally admin</strong></li></ul>
+    <ul>${links}<li><button type="button" class="outline secondary" @click="logout">Sign out</button></li></ul></nav>`;
+}
+
+/** Draws the navigation bar and starts Alpine; a page opened without a token goes to the login form first. */
 export function startPage() {
   if (!session.token()) return toLogin();
+  drawNavigation();
   Alpine.data('navigation', () => ({
     logout() {
       session.clear();
@@ -53,6 +71,8 @@ export function startPage() {
     },
   }));
   Alpine.start();
+  // Tests (and anyone scripting the page) wait for this: the page's handlers are bound.
+  document.body.dataset.ready = 'true';
 }
 
 /** Today as a billing day (UTC), and days around it. */
