@@ -18,6 +18,8 @@ export interface ActivityDeps {
   importPollMs: number;
   importMaxBytes: number;
   backdatingWindowDays: number;
+  /** OUTBOX_RETENTION_DAYS: how long a written batch keeps its events in the outbox. */
+  outboxRetentionDays: number;
   /** DAY_CLOSE_DELAY_HOURS: when a day closes (core/billing-day.ts). */
   closeDelayHours: number;
   /** Trial length, reminders and where notices go (activities/trial.ts). */
@@ -41,7 +43,7 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities' settings from the configuration, beside the clients they use. */
 export function activityDeps(
-  config: Pick<Config, 'amountTypes' | 'ZUORA_IMPORT_POLL_MS' | 'ZUORA_IMPORT_MAX_BYTES' | 'BACKDATING_WINDOW_DAYS' | 'DAY_CLOSE_DELAY_HOURS'> & TrialConfig,
+  config: Pick<Config, 'amountTypes' | 'ZUORA_IMPORT_POLL_MS' | 'ZUORA_IMPORT_MAX_BYTES' | 'BACKDATING_WINDOW_DAYS' | 'DAY_CLOSE_DELAY_HOURS' | 'OUTBOX_RETENTION_DAYS'> & TrialConfig,
   clients: Pick<ActivityDeps, 'db' | 'rawEvents' | 'zuora'>,
 ): ActivityDeps {
   return {
@@ -51,6 +53,7 @@ export function activityDeps(
     importMaxBytes: config.ZUORA_IMPORT_MAX_BYTES,
     backdatingWindowDays: config.BACKDATING_WINDOW_DAYS,
     closeDelayHours: config.DAY_CLOSE_DELAY_HOURS,
+    outboxRetentionDays: config.OUTBOX_RETENTION_DAYS,
     trials: trialSettingsFromConfig(config),
   };
 }

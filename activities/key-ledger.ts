@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 
@@ -8,8 +9,52 @@ export interface KeyLedgerMaintenance {
   keptFrom: BillingDay;
 }
 
-export function createKeyLedgerActivities(deps: { db: pg.Pool; backdatingWindowDays: number }) {
+export interface OutboxPruning {
+  /** Written batches whose events were dropped (older than the outbox retention). */
+  eventsPruned: number;
+  /** Batch records deleted (older than the backdating window). */
+  batchesDeleted: number;
+}
+
+/** Rows changed per statement: short transactions, however large the backlog. */
+const PRUNE_CHUNK = 5_000;
+
+export function createKeyLedgerActivities(deps: { db: pg.Pool; backdatingWindowDays: number; outboxRetentionDays: number }) {
+  /** Runs a chunked statement until it changes nothing, heartbeating between chunks. */
+  async function inChunks(sql: string, params: unknown[]): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = (await deps.db.query(sql, [...params, PRUNE_CHUNK])).rowCount ?? 0;
+      total += n;
+      heartbeat(total);
+      if (n < PRUNE_CHUNK) return total;
+    }
+  }
+
   return {
+    /**
+     * The outbox's retention: a written batch drops its events after the outbox retention, and
+     * its record after the backdating window (when the key ledger forgets its keys too). A batch
+     * not yet written is never touched.
+     */
+    async pruneIngestOutbox(now: string = new Date().toISOString()): Promise<OutboxPruning> {
+      const eventsPruned = await inChunks(
+        `UPDATE ingest_batches SET events = NULL, events_pruned_at = now()
+         WHERE batch_id IN (SELECT batch_id FROM ingest_batches
+                            WHERE written_at IS NOT NULL AND written_at < $1::timestamptz - make_interval(days => $2) AND events IS NOT NULL
+                            LIMIT $3)`,
+        [now, deps.outboxRetentionDays],
+      );
+      const batchesDeleted = await inChunks(
+        `DELETE FROM ingest_batches
+         WHERE batch_id IN (SELECT batch_id FROM ingest_batches
+                            WHERE written_at IS NOT NULL AND written_at < $1::timestamptz - make_interval(days => $2)
+                            LIMIT $3)`,
+        [now, deps.backdatingWindowDays + 1],
+      );
+      return { eventsPruned, batchesDeleted };
+    },
+
     /**
      * Creates the key ledger's weekly partitions two weeks ahead and drops the weeks that ended
      * more than the backdating window (plus a day) ago: a key that old can only come back on an
@@ -22,4 +67,12 @@ export function createKeyLedgerActivities(deps: { db: pg.Pool; backdatingWindowD
       return { created: created.rows[0]?.n ?? 0, dropped: dropped.rows[0]?.n ?? 0, keptFrom };
     },
   };
+}
+
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // called outside an activity (a script): nothing to tell
+  }
 }

@@ -49,6 +49,8 @@ export const ConfigSchema = Type.Object({
   MAX_BODY_BYTES: Type.Integer({ default: 5 * 1024 * 1024, minimum: 1024 }),
   /** How far back an event may be dated, in days. */
   BACKDATING_WINDOW_DAYS: Type.Integer({ default: 35, minimum: 1, maximum: 400 }),
+  /** Days a written batch keeps its events in the Postgres outbox (a replay source) before only its record stays. */
+  OUTBOX_RETENTION_DAYS: Type.Integer({ default: 7, minimum: 1, maximum: 400 }),
 
   /** Trial length for a new organisation, unless sign-up gives its own. */
   TRIAL_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 365 }),

@@ -59,7 +59,7 @@ describe('the key ledger', () => {
   });
 
   it('expires whole weeks once they are older than the backdating window', async () => {
-    const maintain = createKeyLedgerActivities({ db: tally.db, backdatingWindowDays: 35 }).maintainKeyLedger;
+    const maintain = createKeyLedgerActivities({ db: tally.db, backdatingWindowDays: 35, outboxRetentionDays: 7 }).maintainKeyLedger;
     const week = (d: string) => tally.db.query("SELECT to_regclass('event_keys_' || $1) IS NOT NULL AS present", [d.replace(/-/g, '')]).then((r) => r.rows[0].present);
     expect(await week('2026-06-01')).toBe(true);
     // On 2026-07-13 the window reaches back to 2026-06-07: the week of 2026-06-01 still holds a key that young.
@@ -70,6 +70,38 @@ describe('the key ledger', () => {
     expect(await week('2026-06-01')).toBe(false);
     expect(await week('2026-06-08')).toBe(true);
     expect(await week(addDays('2026-07-14' as BillingDay, 14 - ((new Date('2026-07-14').getUTCDay() + 6) % 7)))).toBe(true);
+  });
+});
+
+describe('the outbox retention', () => {
+  it('drops the events of written batches after the retention, their records after the window, and never a waiting batch', async () => {
+    const today = billingDayOf(Date.now());
+    const batch = async (name: string, writtenDaysAgo: number | null) => {
+      // A real event: the test queue's drainer may take the waiting one at any moment, and must be able to write it.
+      const events = JSON.stringify([{ key: `${run}-outbox-${name}`, instanceId: `inst-${run}`, occurredAt: `${today}T00:00:00.000Z`, day: today, amounts: { samples: 1 }, metadata: {} }]);
+      return (await tally.db.query<{ id: string }>(
+        `INSERT INTO ingest_batches (batch_id, events, event_count, received_at, written_at)
+         VALUES (gen_random_uuid(), $1, 1, now() - make_interval(days => $2), CASE WHEN $3::int IS NULL THEN NULL ELSE now() - make_interval(days => $3::int) END)
+         RETURNING batch_id AS id`,
+        [events, (writtenDaysAgo ?? 0) + 1, writtenDaysAgo],
+      )).rows[0]!.id;
+    };
+    const fresh = await batch('fresh', 1);
+    const old = await batch('old', 8);
+    const expired = await batch('expired', 37);
+    const waiting = await batch('waiting', null);
+    // Through the daily maintenance workflow, as the Schedule runs it.
+    const result = await tally.temporal.workflow.execute('maintainKeyLedgerWorkflow', { workflowId: `maintenance-${run}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE });
+    expect(result.outbox).toMatchObject({ eventsPruned: expect.any(Number), batchesDeleted: expect.any(Number) });
+    const state = async (id: string) => (await tally.db.query('SELECT events IS NOT NULL AS has_events, events_pruned_at IS NOT NULL AS pruned FROM ingest_batches WHERE batch_id = $1', [id])).rows[0];
+    expect(await state(fresh)).toEqual({ has_events: true, pruned: false });
+    expect(await state(old)).toEqual({ has_events: false, pruned: true });
+    expect(await state(expired)).toBeUndefined();
+    expect(await state(waiting)).toEqual({ has_events: true, pruned: false }); // waiting, or just written by the drainer
+    // The pruned batch still answers its producer.
+    const res = await tally.app.inject({ method: 'GET', url: `/v1/batches/${old}`, headers: tally.auth });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'written', eventCount: 1 });
   });
 });
 

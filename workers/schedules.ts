@@ -36,7 +36,7 @@ export async function ensureSchedules(client: Client, taskQueue: string): Promis
     },
     {
       scheduleId: MAINTENANCE_SCHEDULE_ID,
-      note: 'Creates the key ledger partitions ahead and drops the expired weeks.',
+      note: 'Creates the key ledger partitions ahead, drops the expired weeks, and prunes the ingest outbox.',
       spec: { calendars: [{ hour: 0, minute: 30 }] },
       action: { type: 'startWorkflow', workflowType: 'maintainKeyLedgerWorkflow', workflowId: 'maintenance-daily', taskQueue, args: [] },
     },
