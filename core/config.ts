@@ -67,6 +67,8 @@ export const ConfigSchema = Type.Object({
   /** Operators' bearer token for /admin routes and the admin UI; empty closes admin (npm start makes one). */
   ADMIN_TOKEN: Type.String({ default: '' }),
   NOTIFY_EMAIL_FROM: Type.String({ default: 'Tally Billing <billing@tally.local>', minLength: 3 }),
+  /** How long PUT …/payment-method waits for the trial's conversion (a Zuora call) before answering 202 and leaving it to Temporal. */
+  PAYMENT_METHOD_WAIT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 120_000 }),
   /** Self-service registration (POST /v1/signup); off, organisations are registered by operators only. */
   SIGNUP_ENABLED: Type.Boolean({ default: true }),
 });

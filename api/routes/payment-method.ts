@@ -1,5 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import type { FastifyReply } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { convertTrial } from '../../workflows/trial.js';
 import { findOrganisation, type OrganisationRecord } from '../organisations.js';
 import { paymentMethodId, paymentMethodsOf, replacePaymentMethod, zuoraUnavailable } from '../payment-methods.js';
@@ -21,6 +23,12 @@ const PaymentMethodAnswer = Type.Object({
   zuoraDefaultPaymentMethodId: Type.Union([Type.String(), Type.Null()], { description: "The default payment method of the organisation's Zuora account" }),
 });
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody };
+const Pending = Type.Object({
+  orgId: Type.String(),
+  status: Type.Literal('pending'),
+  updateId: Type.String({ description: 'The convertTrial update of trial-<orgId> that carries on in Temporal' }),
+  message: Type.String(),
+});
 
 /** MM/YYYY of a card still valid this month (cards run to the end of their month). */
 function expired(expiry: string, now = new Date()): boolean {
@@ -30,7 +38,7 @@ function expired(expiry: string, now = new Date()): boolean {
 
 /** The customer adds a payment method: a trial converts to paid, a paid organisation changes its default. */
 export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { db, temporal, zuora } = app.deps;
+  const { config, db, temporal, zuora } = app.deps;
 
   async function answer(org: OrganisationRecord, reply: FastifyReply) {
     let zuoraDefault: string | null = null;
@@ -76,7 +84,7 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
         last4: Type.Optional(Type.String({ pattern: '^\\d{4}$', description: "The card's last four digits (CreditCard: required)" })),
         expiry: Type.Optional(Type.String({ pattern: '^(0[1-9]|1[0-2])/\\d{4}$', description: 'MM/YYYY (CreditCard: required)' })),
       }),
-      response: { 200: PaymentMethodAnswer, ...errors },
+      response: { 200: PaymentMethodAnswer, 202: Pending, ...errors },
     },
   }, async (req, reply) => {
     const { orgId } = req.params;
@@ -97,11 +105,27 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const addedBy = `billing-api:${req.orgTokenId ?? 'unknown-token'}`;
     try {
       if (org.status === 'trial' || org.status === 'trial_expired') {
-        const outcome = await updateTrial(temporal, orgId, (handle) => handle.executeUpdate(convertTrial, {
-          args: [{ paymentMethod: { id, ...method }, by: addedBy }],
-          ...(key ? { updateId: `payment-method:${key}` } : {}),
-        }));
+        // Accepted by the trial's validator first (a refusal answers at once); then the conversion's
+        // Zuora call gets PAYMENT_METHOD_WAIT_MS before the answer says it carries on in Temporal.
+        const updateId = `payment-method:${key ?? id}`;
+        let pending = false;
+        const outcome = await updateTrial(temporal, orgId, async (handle) => {
+          const update = await handle.startUpdate(convertTrial, {
+            args: [{ paymentMethod: { id, ...method }, by: addedBy }], updateId, waitForStage: WorkflowUpdateStage.ACCEPTED,
+          });
+          const waited = new AbortController();
+          const done = await Promise.race([update.result(), sleep(config.PAYMENT_METHOD_WAIT_MS, null, { signal: waited.signal }).catch(() => null)]);
+          waited.abort();
+          if (done === null) pending = true;
+          return done!;
+        });
         if (!outcome.ok) return reply.code(outcome.status).send(outcome.error);
+        if (pending) {
+          return reply.code(202).send({
+            orgId, status: 'pending' as const, updateId,
+            message: `Zuora has not confirmed the payment method yet; trial-${orgId} keeps trying. GET …/payment-method shows it once added; repeat this request with the same Idempotency-Key to wait for it again.`,
+          });
+        }
       } else if (org.status === 'paid') {
         await replacePaymentMethod({ db, zuora }, org, { id, ...method }, addedBy);
       } else {
