@@ -161,11 +161,15 @@ export function createTrialActivities(deps: { db: pg.Pool; trials: TrialSettings
      */
     async startMissingTrialWorkflows(): Promise<{ checked: number; started: string[] }> {
       const ctx = Context.current();
-      const { rows } = await deps.db.query<{ id: string }>("SELECT id FROM organisations WHERE status IN ('trial', 'trial_expired') ORDER BY id");
+      const { rows } = await deps.db.query<{ id: string; contact_email: string | null; trial_days: number | null }>(
+        "SELECT id, contact_email, trial_days FROM organisations WHERE status IN ('trial', 'trial_expired') ORDER BY id",
+      );
       const started: string[] = [];
-      for (const { id } of rows) {
+      for (const { id, contact_email: contactEmail, trial_days: trialDays } of rows) {
         try {
-          await startTrialWorkflow(ctx.client, ctx.info.taskQueue, trialWorkflowInput(deps.trials, id), { joinRunning: false });
+          // With what registration was told, so the notices reach the same person.
+          const input = trialWorkflowInput(deps.trials, id, { contactEmail, ...(trialDays ? { trialDays } : {}) });
+          await startTrialWorkflow(ctx.client, ctx.info.taskQueue, input, { joinRunning: false });
           started.push(id);
         } catch (err) {
           if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

@@ -43,9 +43,9 @@ export async function registerOrganisation(deps: ApiDeps, input: Registration): 
   const { config, db, temporal, zuora } = deps;
   const { id, name, internalInstanceId } = input;
   const inserted = await db.query(
-    `INSERT INTO organisations (id, name, internal_instance_id) VALUES ($1, $2, $3)
+    `INSERT INTO organisations (id, name, internal_instance_id, contact_email, trial_days) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (id) DO NOTHING`,
-    [id, name, internalInstanceId],
+    [id, name, internalInstanceId, input.contact.workEmail ?? null, input.trialDays ?? null],
   ).catch((err: { code?: string }) => {
     if (err.code === '23505') return null; // the instance id belongs to another organisation
     throw err;

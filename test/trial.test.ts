@@ -310,14 +310,18 @@ describe('a trial, told as a story', () => {
     await env.client.workflow.getHandle(handle.workflowId).terminate('story over');
   });
 
-  it('the sweep starts the trial of an organisation that has none running, once', async () => {
+  it('the sweep starts the trial of an organisation that has none running, once, with its contact and length', async () => {
     const orgId = await registerOrg();
+    await db.query('UPDATE organisations SET contact_email = $2, trial_days = 14 WHERE id = $1', [orgId, `ops@${orgId}.example`]);
     const first = await env.client.workflow.execute(trialSweepWorkflow, { workflowId: `sweep-${orgId}`, taskQueue });
     expect(first.started).toContain(orgId);
     const second = await env.client.workflow.execute(trialSweepWorkflow, { workflowId: `sweep-again-${orgId}`, taskQueue });
     expect(second.started).not.toContain(orgId);
     const trial = env.client.workflow.getHandle(`trial-${orgId}`);
     expect((await trial.describe()).searchAttributes.OrgId).toEqual([orgId]);
+    const state = await trial.query(trialState);
+    expect(state.contactEmail).toBe(`ops@${orgId}.example`);
+    expect(Date.parse(state.endsAt) - Date.parse(state.startedAt)).toBe(14 * DAY);
     await trial.terminate('story over');
   });
 });
