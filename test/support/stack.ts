@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { rawEventStoreFrom, zuoraClientFrom } from '../../activities/clients.js';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import './quiet-runtime.js';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { expect, inject } from 'vitest';
@@ -18,8 +19,6 @@ import { ensureIngestDrainer } from '../../workers/ingest-drainer.js';
 import { TemporalHealth } from '../../api/temporal-health.js';
 import { ingestDrainerWorkflowId } from '../../core/ingest-drainer.js';
 
-// Worker state changes are noise in test output; warnings and errors still show.
-Runtime.install({ logger: new DefaultLogger('WARN') });
 
 /**
  * A test file's own slice of the shared stack: its own Postgres database, BigQuery dataset and

@@ -1,5 +1,6 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { temporalTestServer } from '../../devstack/tools.js';
+import './quiet-runtime.js';
 
 /**
  * Temporal's time-skipping test server, from the binary bootstrap installed in the project's
