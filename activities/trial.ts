@@ -64,6 +64,8 @@ function noticeFor(input: NotifyInput): Notice {
       return { ...base, webhook: webhook('trial.enforced') };
     case 'lifted':
       return { ...base, email: { to: input.contactEmail, subject: 'Your Tally account is active', body: `Thank you: ${input.orgId} has a payment method and its restrictions are lifted.` }, webhook: webhook('trial.enforcement_lifted') };
+    case 'reopened':
+      return { ...base, email: { to: input.contactEmail, subject: 'Your Tally trial has been extended', body: `The free trial of ${input.orgId} is open again until ${end}, and its restrictions are lifted.` }, webhook: webhook('trial.reopened') };
     case 'cancelled':
       return { ...base, webhook: webhook('trial.cancelled') };
     default:

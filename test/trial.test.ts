@@ -192,6 +192,32 @@ describe('a trial, told as a story', () => {
     await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, await handle.fetchHistory());
   });
 
+  it('reopens an expired trial when an operator extends it: restrictions lifted, the customer told, the clock running again', async () => {
+    const orgId = await registerOrg();
+    const handle = await startTrial(orgId);
+    const started = await eventually(async () => handle.query(trialState));
+    const start = Date.parse(started.startedAt);
+    await sleepUntil(start + 30 * DAY + HOUR);
+    await eventually(async () => expect(await orgStatus(orgId)).toBe('trial_expired'));
+    await eventually(async () => expect(webhooksOf(orgId).map((w) => w.type).slice(-2)).toEqual(['trial.expired', 'trial.enforced']));
+
+    const reopenedAt = await env.currentTimeMs();
+    const reopened = await handle.executeUpdate(extendTrial, { args: [{ days: 7, by: 'support' }] });
+    expect(reopened).toMatchObject({ status: 'trial', enforced: false });
+    // Seven days from the reopening, not from the old end (which has passed).
+    expect(Math.abs(Date.parse(reopened.endsAt) - (reopenedAt + 7 * DAY))).toBeLessThan(HOUR);
+    expect(await orgStatus(orgId)).toBe('trial');
+    expect(webhooksOf(orgId).at(-1)?.type).toBe('trial.reopened');
+    expect((await outboxOf(orgId)).at(-1)?.subject).toBe('Your Tally trial has been extended');
+
+    // And it runs its course again: a reminder for the new end, then expiry and enforcement.
+    await sleepUntil(Date.parse(reopened.endsAt) + HOUR);
+    await eventually(async () => expect(await orgStatus(orgId)).toBe('trial_expired'));
+    await eventually(async () => expect(webhooksOf(orgId).map((w) => w.type).slice(-3)).toEqual(['trial.reminder', 'trial.expired', 'trial.enforced']));
+    expectEachOnce(webhooksOf(orgId).map((w) => w.key));
+    await handle.terminate('story over');
+  });
+
   it('converts during the trial once, however often the update is sent, and rejects what makes no sense', async () => {
     const orgId = await registerOrg();
     const handle = await startTrial(orgId);

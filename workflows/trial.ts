@@ -147,13 +147,23 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialView> {
   setHandler(extendTrial, async ({ days, by }) => {
     // Under the lock: the trial's recorded end (beginTrial) is known before it moves.
     await exclusively(async () => {
-      if (state.status !== 'trial') {
+      if (state.status === 'trial') {
+        state.endsAt = new Date(Date.parse(state.endsAt) + days * DAY_MS).toISOString();
+      } else if (state.status === 'trial_expired') {
+        // Reopened: the days count from now, the platform lifts its restrictions, the customer is told.
+        state.endsAt = new Date(Date.now() + days * DAY_MS).toISOString();
+        state.status = 'trial';
+      } else {
         throw ApplicationFailure.nonRetryable(`the trial of ${state.orgId} became ${state.status} before it could be extended`, 'TrialNotRunning');
       }
-      state.endsAt = new Date(Date.parse(state.endsAt) + days * DAY_MS).toISOString();
       state.remindersFrom = now();
       state.extensions.push({ days, at: now(), by: by ?? 'operator' });
       await recordTrialEnd({ orgId: state.orgId, endsAt: state.endsAt });
+      if (state.enforced) {
+        await setOrganisationStatus({ orgId: state.orgId, status: 'trial' });
+        state.enforced = false;
+        await notify('reopened', { days });
+      }
     });
     return view();
   }, {
@@ -161,8 +171,8 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialView> {
       if (!Number.isInteger(days) || days < 1 || days > MAX_EXTENSION_DAYS) {
         throw ApplicationFailure.nonRetryable(`days must be a whole number from 1 to ${MAX_EXTENSION_DAYS}, not ${days}`, 'InvalidExtension');
       }
-      if (state.status !== 'trial') {
-        throw ApplicationFailure.nonRetryable(`the trial of ${state.orgId} is ${state.status}; only a running trial can be extended`, 'TrialNotRunning');
+      if (state.status !== 'trial' && state.status !== 'trial_expired') {
+        throw ApplicationFailure.nonRetryable(`the trial of ${state.orgId} is ${state.status}; only a running or expired trial can be extended`, 'TrialNotRunning');
       }
     },
   });
