@@ -141,7 +141,7 @@ describe('aggregation', () => {
 });
 
 describe('late usage after the upload', () => {
-  const d = day(7);
+  const d = day(26);
   const orgId = `org-agg-${run}`;
   const instance = customer('billed');
 
