@@ -31,7 +31,9 @@ export interface AggregateResult {
 /** Above this many dirty customers one scan of the whole partition is cheaper than a long IN list. */
 const MAX_FILTERED_CUSTOMERS = 5_000;
 
-interface StoredLine { internal_instance_id: string; amount_type: string; total: string; event_count: string; key_checksum: string }
+interface StoredLine { internal_instance_id: string; amount_type: string; total: string; event_count: number; key_checksum: string }
+
+const lineKey = (instance: string, amountType: string) => `${instance}\u0000${amountType}`;
 
 export function createAggregateActivities(deps: { db: pg.Pool; rawEvents: RawEventStore; closeDelayHours: number; backdatingWindowDays: number }) {
   return {
@@ -59,11 +61,12 @@ export function createAggregateActivities(deps: { db: pg.Pool; rawEvents: RawEve
       const client = await deps.db.connect();
       try {
         await client.query('BEGIN');
-        const stored = (await client.query<StoredLine>(
+        const storedRows = (await client.query<StoredLine>(
           `SELECT internal_instance_id, amount_type, total, event_count, key_checksum FROM usage_daily
            WHERE billing_day = $1 AND ($2::text[] IS NULL OR internal_instance_id = ANY($2)) FOR UPDATE`,
           [day, customers],
         )).rows;
+        const stored = new Map(storedRows.map((r) => [lineKey(r.internal_instance_id, r.amount_type), r]));
         const wasClosed = (await client.query('SELECT 1 FROM closed_days WHERE billing_day = $1 FOR UPDATE', [day])).rowCount! > 0;
         const closesNow = !wasClosed && settling;
         const { upserts, removals } = diff(stored, fresh, scan);
@@ -141,18 +144,17 @@ export function createAggregateActivities(deps: { db: pg.Pool; rawEvents: RawEve
 }
 
 /** Which stored lines change and which disappear, given what BigQuery says now. */
-function diff(stored: StoredLine[], fresh: DailyUsageLine[], scanned: boolean): { upserts: DailyUsageLine[]; removals: DailyUsageLine[] } {
-  const key = (instance: string, type: string) => `${instance}\u0000${type}`;
-  const before = new Map(stored.map((s) => [key(s.internal_instance_id, s.amount_type), s]));
+function diff(before: ReadonlyMap<string, StoredLine>, fresh: DailyUsageLine[], scanned: boolean): { upserts: DailyUsageLine[]; removals: DailyUsageLine[] } {
   const upserts = fresh.filter((l) => {
-    const s = before.get(key(l.internalInstanceId, l.amountType));
-    return !s || s.total !== l.total || Number(s.event_count) !== l.eventCount || s.key_checksum !== l.keyChecksum;
+    const s = before.get(lineKey(l.internalInstanceId, l.amountType));
+    return !s || s.total !== l.total || s.event_count !== l.eventCount || s.key_checksum !== l.keyChecksum;
   });
   if (!scanned) return { upserts, removals: [] };
-  const now = new Set(fresh.map((l) => key(l.internalInstanceId, l.amountType)));
-  const removals = stored
-    .filter((s) => !now.has(key(s.internal_instance_id, s.amount_type)) && !(s.total === '0' && s.event_count === '0'))
-    .map((s) => ({ internalInstanceId: s.internal_instance_id, amountType: s.amount_type, total: s.total, eventCount: Number(s.event_count), keyChecksum: s.key_checksum }));
+  const now = new Set(fresh.map((l) => lineKey(l.internalInstanceId, l.amountType)));
+  // A line already kept at zero (a closed day's vanished line) is not removed again.
+  const removals = [...before.entries()]
+    .filter(([key, s]) => !now.has(key) && !(s.total === '0' && s.event_count === 0))
+    .map(([, s]) => ({ internalInstanceId: s.internal_instance_id, amountType: s.amount_type, total: s.total, eventCount: s.event_count, keyChecksum: s.key_checksum }));
   return { upserts, removals };
 }
 
@@ -160,14 +162,15 @@ async function recordRestatements(
   client: pg.PoolClient,
   day: BillingDay,
   writes: DailyUsageLine[],
-  stored: StoredLine[],
+  before: ReadonlyMap<string, StoredLine>,
   reasonOf: (instance: string) => string,
   workflowId: string | null,
 ): Promise<number> {
-  const before = new Map(stored.map((s) => [`${s.internal_instance_id}\u0000${s.amount_type}`, s]));
+  const previous = (l: DailyUsageLine) => before.get(lineKey(l.internalInstanceId, l.amountType));
+  // A checksum-only change (the same events, fingerprinted another way) is not a restatement.
   const changed = writes.filter((l) => {
-    const s = before.get(`${l.internalInstanceId}\u0000${l.amountType}`);
-    return !s || s.total !== l.total || Number(s.event_count) !== l.eventCount;
+    const s = previous(l);
+    return !s || s.total !== l.total || s.event_count !== l.eventCount;
   });
   if (changed.length === 0) return 0;
   // uploaded_before: Zuora already holds a completed record for the line, so the next upload is a correction.
@@ -182,8 +185,8 @@ async function recordRestatements(
     [
       day, workflowId,
       changed.map((l) => l.internalInstanceId), changed.map((l) => l.amountType),
-      changed.map((l) => before.get(`${l.internalInstanceId}\u0000${l.amountType}`)?.total ?? null), changed.map((l) => l.total),
-      changed.map((l) => before.get(`${l.internalInstanceId}\u0000${l.amountType}`)?.event_count ?? null), changed.map((l) => l.eventCount),
+      changed.map((l) => previous(l)?.total ?? null), changed.map((l) => l.total),
+      changed.map((l) => previous(l)?.event_count ?? null), changed.map((l) => l.eventCount),
       changed.map((l) => reasonOf(l.internalInstanceId)),
     ],
   );

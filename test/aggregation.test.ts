@@ -232,6 +232,19 @@ describe('backfill', () => {
     expect(JSON.parse(stdout)).toMatchObject({ from: d, to: d, total: 1, done: 1 });
     expect(await storedLines(d)).toEqual({ [`${customer('cli')}/samples`]: expect.objectContaining({ total: '9', eventCount: 1 }) });
   });
+
+  it('keeps a closed day\'s line at zero when its raw rows are removed, restated once, so the upload can correct Zuora', async () => {
+    const d = day(24); // closed by the command-line backfill above
+    await tally.rawEvents['bigquery'].query({ query: `DELETE FROM ${tally.rawEvents.tableRef} WHERE event_key = @key`, params: { key: `cli-${run}` } });
+    const recompute = async () => (await tally.app.inject({ method: 'POST', url: '/admin/aggregations?wait=true', headers: tally.adminAuth, payload: { day: d } })).json().result;
+    expect(await recompute()).toMatchObject({ removed: 1, restated: 1, lines: 1 });
+    const line = await tally.db.query('SELECT total, event_count FROM usage_daily WHERE billing_day = $1 AND internal_instance_id = $2', [d, customer('cli')]);
+    expect(line.rows).toEqual([{ total: '0', event_count: 0 }]);
+    // Again: the zero line is settled, nothing is removed or restated a second time.
+    expect(await recompute()).toMatchObject({ removed: 0, changed: 0, restated: 0, lines: 1 });
+    const restatements = await tally.db.query('SELECT previous_total, new_total, reason FROM usage_restatements WHERE billing_day = $1 AND internal_instance_id = $2', [d, customer('cli')]);
+    expect(restatements.rows).toEqual([{ previous_total: '9', new_total: '0', reason: 'recompute' }]);
+  });
 });
 
 describe('usage thresholds', () => {
