@@ -42,7 +42,7 @@ export async function runBackfill(argv: string[]): Promise<number> {
   }
   const range = checkBackfillRange(values.from, values.to ?? values.from);
   if (!range.ok) {
-    process.stderr.write(`tally backfill: --${range.field}: ${range.message}\n`);
+    process.stderr.write(`tally backfill: --${range.error.field}: ${range.error.message}\n`);
     return 2;
   }
   const config = loadConfig();

@@ -50,3 +50,16 @@ export function daysBetween(from: BillingDay, to: BillingDay): BillingDay[] {
   for (let d = from; d <= to; d = addDays(d, 1)) days.push(d);
   return days;
 }
+
+export type DayRangeCheck =
+  | { ok: true; from: BillingDay; to: BillingDay }
+  | { ok: false; error: { code: 'INVALID_DAY' | 'INVALID_RANGE' | 'RANGE_TOO_LONG'; field: 'from' | 'to'; message: string } };
+
+/** An inclusive range of calendar days, in order, at most `maxDays` long: what the API and the CLI accept. */
+export function checkDayRange(from: string, to: string, maxDays: number): DayRangeCheck {
+  if (!isBillingDay(to)) return { ok: false, error: { code: 'INVALID_DAY', field: 'to', message: `to is not a calendar day: ${to}` } };
+  if (!isBillingDay(from)) return { ok: false, error: { code: 'INVALID_DAY', field: 'from', message: `from is not a calendar day: ${from}` } };
+  if (from > to) return { ok: false, error: { code: 'INVALID_RANGE', field: 'from', message: `from (${from}) is after to (${to})` } };
+  if (addDays(from, maxDays) <= to) return { ok: false, error: { code: 'RANGE_TOO_LONG', field: 'from', message: `ask for at most ${maxDays} days at once` } };
+  return { ok: true, from, to };
+}

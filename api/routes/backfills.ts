@@ -26,7 +26,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     const range = checkBackfillRange(req.body.from, req.body.to);
-    if (!range.ok) return reply.code(400).send({ code: 'INVALID_RANGE', field: range.field, message: range.message });
+    if (!range.ok) return reply.code(400).send(range.error);
     const handle = await startBackfill(temporal, config.TEMPORAL_TASK_QUEUE, range.from, range.to);
     return reply.code(202).send({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, temporalUrl: link(handle.workflowId) });
   });
