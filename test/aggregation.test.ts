@@ -208,6 +208,11 @@ describe('backfill', () => {
     const done = await tally.temporal.workflow.getHandle(backfillWorkflowId(from, to)).result();
     expect(done).toMatchObject({ total: 3, done: 3, current: null });
     expect(await progress()).toMatchObject({ status: 'COMPLETED', progress: { done: 3 } });
+    // What the Temporal UI shows for the run: its memo and its current details.
+    const handle = tally.temporal.workflow.getHandle(backfillWorkflowId(from, to));
+    expect((await handle.describe()).memo).toMatchObject({ progress: '3/3' });
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toMatch(/^\*\*3 of 3 days\*\* recomputed\./);
     for (const d of [from, addDays(from, 1), to]) {
       const expected = await independentLines(d);
       expect(Object.keys(expected)).toHaveLength(5);
