@@ -67,8 +67,9 @@ export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventS
          WHERE written_at IS NULL ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [BATCHES_PER_PASS],
       );
-      let written = 0;
-      for (const batch of rows) written += await deps.rawEvents.insert(batch.events, batch.batch_id, batch.received_at.toISOString());
+      const written = await deps.rawEvents.insertBatches(
+        rows.map((r) => ({ events: r.events, batchId: r.batch_id, receivedAt: r.received_at.toISOString() })),
+      );
       if (rows.length > 0) {
         await client.query('UPDATE ingest_batches SET written_at = now(), written_by = $2 WHERE batch_id = ANY($1)', [
           rows.map((r) => r.batch_id), writtenBy,

@@ -34,6 +34,10 @@ export interface DailyUsageLine {
  */
 export const KEY_FINGERPRINT = "CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5(insert_id)), 1, 15)) AS INT64)";
 
+/** BigQuery takes up to 50,000 rows and 10 MB in one streaming insert; these stay well inside. */
+const INSERT_MAX_ROWS = 10_000;
+const INSERT_MAX_BYTES = 8 * 1024 * 1024;
+
 /** The raw event table in BigQuery: partitioned by event date, clustered by customer. */
 export class RawEventStore {
   constructor(
@@ -69,31 +73,56 @@ export class RawEventStore {
    * effort, so a retried insert may leave a second copy: the aggregation dedupes at query time.
    */
   async insert(events: readonly AcceptedEvent[], batchId: string, receivedAt: string): Promise<number> {
-    const rows = events.flatMap((e) =>
-      Object.entries(e.amounts).map(([amountType, value]) => {
-        const insertId = `${e.key}:${amountType}`;
-        return {
-          insertId,
-          json: {
-            insert_id: insertId,
-            event_key: e.key,
-            internal_instance_id: e.instanceId,
-            amount_type: amountType,
-            amount_value: String(value),
-            occurred_at: e.occurredAt,
-            event_date: e.day,
-            metadata: JSON.stringify(e.metadata),
-            batch_id: batchId,
-            received_at: receivedAt,
-          },
-        };
-      }),
-    );
+    return this.insertBatches([{ events, batchId, receivedAt }]);
+  }
+
+  /**
+   * Streams several outbox batches in as few requests as BigQuery takes: up to
+   * INSERT_MAX_ROWS rows and about INSERT_MAX_BYTES each. Every write to the table costs a
+   * request and, in the local emulator, a copy of the whole table (its time-travel snapshot), so
+   * a drain pass sends its batches together rather than 500 rows at a time.
+   */
+  async insertBatches(batches: readonly { events: readonly AcceptedEvent[]; batchId: string; receivedAt: string }[]): Promise<number> {
     const table = this.bigquery.dataset(this.datasetId).table(this.tableId);
-    for (let i = 0; i < rows.length; i += 500) {
-      await table.insert(rows.slice(i, i + 500), { raw: true });
+    let chunk: { insertId: string; json: Record<string, string> }[] = [];
+    let chunkBytes = 0;
+    let written = 0;
+    const send = async () => {
+      if (chunk.length === 0) return;
+      await table.insert(chunk, { raw: true });
+      written += chunk.length;
+      chunk = [];
+      chunkBytes = 0;
+    };
+    for (const { events, batchId, receivedAt } of batches) {
+      for (const e of events) {
+        const metadata = JSON.stringify(e.metadata);
+        for (const [amountType, value] of Object.entries(e.amounts)) {
+          const insertId = `${e.key}:${amountType}`;
+          // The row's JSON is about its strings plus the field names and quotes.
+          const bytes = 2 * insertId.length + e.instanceId.length + metadata.length + batchId.length + 220;
+          if (chunk.length >= INSERT_MAX_ROWS || chunkBytes + bytes > INSERT_MAX_BYTES) await send();
+          chunk.push({
+            insertId,
+            json: {
+              insert_id: insertId,
+              event_key: e.key,
+              internal_instance_id: e.instanceId,
+              amount_type: amountType,
+              amount_value: String(value),
+              occurred_at: e.occurredAt,
+              event_date: e.day,
+              metadata,
+              batch_id: batchId,
+              received_at: receivedAt,
+            },
+          });
+          chunkBytes += bytes;
+        }
+      }
     }
-    return rows.length;
+    await send();
+    return written;
   }
 
   /**

@@ -22,6 +22,8 @@ export interface LocalStackOptions {
   ports: 'default' | 'free';
   /** Pieces that come from outside (the variable is set) are not started. */
   external?: Record<string, string | undefined>;
+  /** Niceness of the BigQuery emulator (bigquery-emulator.ts); 0 unless given. */
+  emulatorNiceness?: number;
 }
 
 const defaultPorts = { temporal: 7233, temporalUi: 8233, postgres: 5433, bigquery: 9050, bigqueryGrpc: 9060 };
@@ -76,6 +78,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         projectId: external.BIGQUERY_PROJECT ?? 'tally-local',
         dataDir: opts.persistent ? ensureDir(path.join(opts.dataDir, 'bigquery')) : undefined,
         logDir,
+        niceness: opts.emulatorNiceness,
       });
       stops.push(() => bigquery.process.stop());
       env.BIGQUERY_API_ENDPOINT = bigquery.apiEndpoint;
