@@ -27,29 +27,27 @@ export async function claimKeys(
   opts: { now: number; windowDays: number },
 ): Promise<Map<string, KeyClaim>> {
   const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
-  const inserted = await client.query<{ claim_week: string; event_key: string }>(
-    `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-     SELECT w, k, h, $4 FROM unnest($1::date[]) AS w, unnest($2::text[], $3::bytea[]) AS c(k, h)
-     ORDER BY k, w
-     ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING claim_week, event_key`,
-    [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId],
-  );
-  const weeksClaimed = new Map<string, number>();
-  for (const r of inserted.rows) weeksClaimed.set(r.event_key, (weeksClaimed.get(r.event_key) ?? 0) + 1);
-  const fresh = keys.filter((k) => weeksClaimed.get(k.key) === weeks.length).map((k) => k.key);
-
   const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
-  const earlier = fresh.length === 0 ? [] : (await client.query<{ event_key: string }>(
-    `SELECT DISTINCT event_key FROM event_keys
-     WHERE claim_week >= $1 AND claim_week < $2 AND event_key = ANY($3)`,
-    [oldestWeek, weeks[0], fresh],
-  )).rows.map((r) => r.event_key);
-  const accepted = new Set(fresh);
-  for (const key of earlier) accepted.delete(key);
-
-  const notNew = keys.filter((k) => !accepted.has(k.key));
+  // One statement, prepared once per connection: claim every key in the current week(s) and
+  // answer only the keys that are not new (claimed before in these weeks, or found in an earlier
+  // week of the window). A producer's batch is new keys, so the answer is usually empty.
+  const { rows } = await client.query<{ event_key: string }>({
+    name: 'tally-claim-keys',
+    text: `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::bytea[]) AS c(k, h)),
+       claimed AS (
+         INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
+         SELECT w, k, h, $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w
+         ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING event_key)
+     SELECT k AS event_key FROM input
+     WHERE k NOT IN (SELECT event_key FROM claimed GROUP BY event_key HAVING count(*) = cardinality($1::date[]))
+     UNION
+     SELECT event_key FROM event_keys WHERE claim_week >= $5 AND claim_week < $6 AND event_key = ANY($2::text[])`,
+    values: [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId, oldestWeek, weeks[0]],
+  });
+  const notNewKeys = new Set(rows.map((r) => r.event_key));
+  const notNew = keys.filter((k) => notNewKeys.has(k.key));
   const result = new Map<string, KeyClaim>();
-  for (const k of keys) if (accepted.has(k.key)) result.set(k.key, 'accepted');
+  for (const k of keys) if (!notNewKeys.has(k.key)) result.set(k.key, 'accepted');
   if (notNew.length === 0) return result;
   // Undo this batch's partial claims, then compare with the claim that was there first.
   await client.query('DELETE FROM event_keys WHERE claim_week = ANY($1) AND event_key = ANY($2) AND batch_id = $3', [
