@@ -15,7 +15,7 @@ export const ConfigSchema = Type.Object({
   TEMPORAL_UI_URL: Type.String({ default: 'http://127.0.0.1:8233', pattern: '^https?://' }),
 
   DATABASE_URL: Type.String({ default: 'postgres://tally:tally@127.0.0.1:5433/tally', pattern: '^postgres(ql)?://' }),
-  DATABASE_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
+  DATABASE_POOL_SIZE: Type.Integer({ default: 32, minimum: 1, maximum: 200 }),
 
   BIGQUERY_PROJECT: Type.String({ default: 'tally-local', minLength: 1 }),
   BIGQUERY_DATASET: Type.String({ default: 'billing', pattern: '^[A-Za-z0-9_]+$' }),
