@@ -177,8 +177,20 @@ interface Header {
   children: number;
 }
 
+/** The header of every head byte, worked out once: the scan looks up each value's head byte. */
+const HEADERS: readonly (Header | undefined)[] = Array.from({ length: 256 }, (_, b) => (b === 0xc1 ? undefined : headerOf(b)));
+
 function header(b: number): Header {
-  const fixed = (size: number): Header => ({ size, lengthBytes: 0, kind: 'fixed', children: 0 });
+  const h = HEADERS[b];
+  if (h === undefined) throw new ForwardProtocolError(`byte 0x${b.toString(16)} is not valid msgpack`); // 0xc1
+  return h;
+}
+
+function fixed(size: number): Header {
+  return { size, lengthBytes: 0, kind: 'fixed', children: 0 };
+}
+
+function headerOf(b: number): Header {
   if (b <= 0x7f || b >= 0xe0) return fixed(1); // positive and negative fixint
   if (b <= 0x8f) return { size: 1, lengthBytes: 0, kind: 'fixed', children: 2 * (b & 0x0f) }; // fixmap
   if (b <= 0x9f) return { size: 1, lengthBytes: 0, kind: 'fixed', children: b & 0x0f }; // fixarray
