@@ -1,0 +1,66 @@
+// Latency at a given load, measured open-loop: request i is sent at start + i / rate whatever
+// the earlier ones are doing, and its latency counts from that planned instant (a server that
+// falls behind is charged for the queue it builds, not excused by a client that waits for it).
+// autocannon's own rate limit is a per-second quota sent back to back at each second's start,
+// which measures bursts at full speed, not an even half load: hence this generator.
+import http from 'node:http';
+
+export interface PacedRun {
+  sent: number;
+  ok: number;
+  errors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export async function pacedLoad(opts: {
+  url: string;
+  headers: Record<string, string>;
+  bodies: readonly string[];
+  /** Requests per second, spread evenly. */
+  rate: number;
+  requests: number;
+  /** Most requests in flight at once; a planned request waits for a socket beyond that. */
+  connections: number;
+}): Promise<PacedRun> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
+  const target = new URL(opts.url);
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const gap = 1000 / opts.rate;
+  const send = (i: number) => new Promise<void>((resolve) => {
+    const planned = started + i * gap;
+    const body = opts.bodies[i % opts.bodies.length]!;
+    const req = http.request({
+      host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent,
+      headers: { ...opts.headers, 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode !== undefined && res.statusCode < 300) latencies.push(performance.now() - planned);
+        else errors++;
+        resolve();
+      });
+    });
+    req.on('error', () => {
+      errors++;
+      resolve();
+    });
+    req.end(body);
+  });
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < opts.requests; i++) {
+    const wait = started + i * gap - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(send(i));
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
+  return { sent: opts.requests, ok: latencies.length, errors, seconds, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN) };
+}
