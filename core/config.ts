@@ -34,6 +34,8 @@ export const ConfigSchema = Type.Object({
 
   API_HOST: Type.String({ default: '127.0.0.1' }),
   API_PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  /** API processes sharing the HTTP and forward ports (node:cluster); set it to the cores the API may use. */
+  API_PROCESSES: Type.Integer({ default: 1, minimum: 1, maximum: 64 }),
   /** The Fluentd forward protocol listener for the original Go client (and any Fluentd sender). */
   FORWARD_ENABLED: Type.Boolean({ default: true }),
   FORWARD_HOST: Type.String({ default: '127.0.0.1' }),

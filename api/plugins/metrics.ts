@@ -1,5 +1,7 @@
+import cluster from 'node:cluster';
 import fp from 'fastify-plugin';
 import client from 'prom-client';
+import { clusterMetrics, shareMetricsWithPrimary } from '../cluster.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,6 +49,7 @@ export const metricsPlugin = fp(async (app) => {
     }),
   };
   new client.Gauge({
+    aggregator: 'first', // read from Postgres: every API process sees the same value
     name: 'tally_ingest_key_ledger_keys',
     help: "Keys in the dedupe ledger (Postgres's estimate, from its statistics)",
     registers: [registry],
@@ -60,6 +63,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
+    aggregator: 'first', // read from Postgres: every API process sees the same value
     name: 'tally_ingest_outbox_waiting_batches',
     help: 'Accepted batches not yet written to BigQuery',
     registers: [registry],
@@ -69,6 +73,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
+    aggregator: 'first', // read from Postgres: every API process sees the same value
     name: 'tally_reconciliation_differences',
     help: "Differences between usage, the upload ledger and Zuora, by kind, in each day's latest reconciliation",
     labelNames: ['kind'],
@@ -86,6 +91,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
+    aggregator: 'first', // read from Postgres: every API process sees the same value
     name: 'tally_usage_restatements',
     help: 'Changes to lines of closed days since the start (usage_restatements), by reason and whether Zuora already held the day',
     labelNames: ['reason', 'uploaded_before'],
@@ -104,6 +110,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
+    aggregator: 'first', // read from Postgres: every API process sees the same value
     name: 'tally_aggregation_dirty_days',
     help: '(customer, day) pairs with events not yet aggregated, and of those the ones for days already closed (late usage)',
     labelNames: ['late'],
@@ -121,9 +128,11 @@ export const metricsPlugin = fp(async (app) => {
       reply.elapsedTime / 1000,
     );
   });
+  // In a cluster (API_PROCESSES > 1) any process answers with the sum of all of them.
+  if (cluster.isWorker) shareMetricsWithPrimary(registry);
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
-    return registry.metrics();
+    return cluster.isWorker ? clusterMetrics() : registry.metrics();
   });
 });
 

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { billingDayOf } from '../core/billing-day.js';
+import { freePort } from '../devstack/process.js';
+import { projectRoot } from '../devstack/tools.js';
+import { eventually } from './support/eventually.js';
+import { startTestTally, type TestTally } from './support/stack.js';
+
+// API_PROCESSES=2: the API as its own process tree, as `npm start` or a deployment runs it. Both
+// processes serve the port, a scrape of /metrics on either sees the sum of both, and SIGTERM
+// stops them all in order.
+
+let tally: TestTally;
+let api: ChildProcess;
+let url: string;
+let log = '';
+const run = `cluster-${Date.now()}`;
+
+function childrenOf(pid: number): number[] {
+  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid ? [Number(d)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** The API process tree: tsx runs node, whose cluster primary forks the API processes. */
+function apiProcesses(): number[] {
+  const primaries = childrenOf(api.pid!).flatMap((p) => [p, ...childrenOf(p)]);
+  return primaries.flatMap(childrenOf).filter((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('api/main.ts'));
+}
+
+beforeAll(async () => {
+  tally = await startTestTally();
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  api = spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), ['api/main.ts'], {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      DATABASE_URL: tally.config.DATABASE_URL,
+      TEMPORAL_ADDRESS: tally.config.TEMPORAL_ADDRESS,
+      TEMPORAL_TASK_QUEUE: tally.config.TEMPORAL_TASK_QUEUE,
+      BIGQUERY_API_ENDPOINT: tally.config.BIGQUERY_API_ENDPOINT,
+      BIGQUERY_PROJECT: tally.config.BIGQUERY_PROJECT,
+      BIGQUERY_DATASET: tally.config.BIGQUERY_DATASET,
+      ADMIN_TOKEN: tally.config.ADMIN_TOKEN,
+      API_PORT: String(port),
+      API_PROCESSES: '2',
+      FORWARD_ENABLED: 'false',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  api.stdout!.on('data', (d) => (log += d));
+  api.stderr!.on('data', (d) => (log += d));
+  await eventually(async () => {
+    expect((log.match(/"api listening"/g) ?? []).length).toBe(2);
+  }, 60_000);
+}, 90_000);
+
+afterAll(async () => {
+  if (api.exitCode === null) api.kill('SIGKILL');
+  await tally?.close();
+});
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text();
+  const line = text.split('\n').find((l) => l.startsWith(name));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+describe('the API in two processes (API_PROCESSES=2)', () => {
+  it('serves from both processes, and every scrape of /metrics counts the requests of both', async () => {
+    expect(apiProcesses()).toHaveLength(2);
+    const issued = await fetch(`${url}/admin/api-keys`, {
+      method: 'POST', headers: { ...tally.adminAuth, 'content-type': 'application/json' }, body: JSON.stringify({ name: run, scopes: ['ingest'] }),
+    });
+    const key = ((await issued.json()) as { key: string }).key;
+    const day = billingDayOf(Date.now());
+    const pids = new Set<string>();
+    for (let r = 0; r < 20; r++) {
+      // A new connection each time: the cluster hands connections to its processes in turn.
+      const res = await fetch(`${url}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', connection: 'close' },
+        body: JSON.stringify({ events: Array.from({ length: 5 }, (_, i) => ({
+          uniqueKey: `${run}-${r}-${i}`, internalInstanceId: 'cluster-instance', timestamp: `${day}T00:00:00Z`, amounts: { 'container-seconds': 1 },
+        })) }),
+      });
+      expect(res.status).toBe(200);
+    }
+    for (const line of log.split('\n').filter((l) => l.includes('"api listening"'))) pids.add(JSON.parse(line).pid);
+    expect(pids.size).toBe(2);
+    // Each process counted only the requests it served; the sum is 100 on every scrape.
+    for (let i = 0; i < 4; i++) expect(await metric('tally_ingest_events_total{status="accepted"}')).toBe(100);
+    const keys = await tally.db.query('SELECT count(*)::int AS n FROM event_keys WHERE event_key LIKE $1', [`${run}-%`]);
+    expect(keys.rows[0].n).toBe(100);
+  }, 60_000);
+
+  it('stops every process on SIGTERM and exits 0', async () => {
+    const processes = apiProcesses();
+    const exited = new Promise<number | null>((resolve) => api.once('exit', (code) => resolve(code)));
+    api.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    for (const pid of processes) expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  }, 30_000);
+});
