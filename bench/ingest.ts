@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     // The BigQuery emulator's niceness: it stands in for a remote service, so by default it takes
     // the cores only when the API and Postgres leave them (docs/benchmarks.md).
     'emulator-niceness': { type: 'string', default: '19' },
+    // API processes (API_PROCESSES): one per core, as Tally is deployed on a machine of its own.
+    'api-processes': { type: 'string', default: String(os.cpus().length) },
   },
 });
 const batchSize = Number(args.batch);
@@ -92,7 +94,7 @@ async function paced(url: string, label: string, rate: number): Promise<Run> {
     url: `${url}/v1/events`, headers: { 'content-type': 'application/json', authorization },
     bodies: bodies(`${label}-${randomBytes(4).toString('hex')}`, requests), rate, requests, connections,
   });
-  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced: ${run.ok}/${requests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms\n`);
+  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced: ${run.ok}/${requests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
   return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors };
 }
 
@@ -145,7 +147,7 @@ try {
   const worker = args['no-drain'] ? undefined : startChild('worker', 'workers/main.ts', env, path.join(dataDir, 'logs'));
   children.push(baselineServer, ...(worker ? [worker] : []));
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
-  const api = startChild('api', 'api/main.ts', { ...env, API_PORT: String(apiPort) }, path.join(dataDir, 'logs'));
+  const api = startChild('api', 'api/main.ts', { ...env, API_PORT: String(apiPort), API_PROCESSES: args['api-processes'] }, path.join(dataDir, 'logs'));
   children.push(api);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await waitForHttp(`${apiUrl}/healthz`);
@@ -193,6 +195,7 @@ try {
     '',
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
     `${requests} requests of ${batchSize} events (2 amount types each), ${connections} connections, loopback; latency at half of each one's maximum rate.`,
+    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',

@@ -13,6 +13,8 @@ export interface PacedRun {
   p50: number;
   p99: number;
   max: number;
+  /** The slowest requests: when each was planned (ms from the start) and how long it took. */
+  slowest: { at: number; ms: number }[];
 }
 
 export async function pacedLoad(opts: {
@@ -28,6 +30,7 @@ export async function pacedLoad(opts: {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
   const target = new URL(opts.url);
   const latencies: number[] = [];
+  const timeline: { at: number; ms: number }[] = [];
   let errors = 0;
   const started = performance.now();
   const gap = 1000 / opts.rate;
@@ -40,7 +43,10 @@ export async function pacedLoad(opts: {
     }, (res) => {
       res.resume();
       res.on('end', () => {
-        if (res.statusCode !== undefined && res.statusCode < 300) latencies.push(performance.now() - planned);
+        if (res.statusCode !== undefined && res.statusCode < 300) {
+          latencies.push(performance.now() - planned);
+          timeline.push({ at: Math.round(planned - started), ms: Math.round(performance.now() - planned) });
+        }
         else errors++;
         resolve();
       });
@@ -62,5 +68,6 @@ export async function pacedLoad(opts: {
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return { sent: opts.requests, ok: latencies.length, errors, seconds, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN) };
+  return { sent: opts.requests, ok: latencies.length, errors, seconds, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
+    slowest: timeline.sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
 }
