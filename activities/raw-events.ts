@@ -100,7 +100,7 @@ export class RawEventStore {
         for (const [amountType, value] of Object.entries(e.amounts)) {
           const insertId = `${e.key}:${amountType}`;
           // The row's JSON is about its strings plus the field names and quotes.
-          const bytes = 2 * insertId.length + e.instanceId.length + metadata.length + batchId.length + 220;
+          const bytes = 3 * insertId.length + e.instanceId.length + 2 * metadata.length + batchId.length + 240;
           if (chunk.length >= INSERT_MAX_ROWS || chunkBytes + bytes > INSERT_MAX_BYTES) await send();
           chunk.push({
             insertId,
