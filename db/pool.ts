@@ -6,8 +6,15 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 // `date` columns are BillingDays: keep the YYYY-MM-DD text rather than a local-time Date.
 pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 
+/**
+ * Idle connections are kept for 5 minutes (pg's default is 10 s). A new connection costs a
+ * backend, a SCRAM handshake, cold catalog caches and re-preparing the ingest statements, which a
+ * request then waits for: an uneven load should not close and reopen them every few seconds.
+ */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+
 export function createPool(databaseUrl: string, max: number): pg.Pool {
-  return new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000 });
+  return new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: IDLE_TIMEOUT_MS });
 }
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
