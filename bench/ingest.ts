@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
     // The BigQuery emulator's niceness: it stands in for a remote service, so by default it takes
     // the cores only when the API and Postgres leave them (docs/benchmarks.md).
     'emulator-niceness': { type: 'string', default: '19' },
-    // API processes (API_PROCESSES): one per core, as Tally is deployed on a machine of its own.
+    // API processes (API_PROCESSES): one per core by default, as a deployment would size it.
     'api-processes': { type: 'string', default: String(os.cpus().length) },
   },
 });
