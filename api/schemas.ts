@@ -24,3 +24,12 @@ export const OrgIdParams = Type.Object({ orgId: Type.String({ minLength: 1, maxL
 
 /** A decimal integer quantity: never a JSON number, so no client parses it into floating point. */
 export const Quantity = Type.String({ pattern: '^\\d+$', description: 'Decimal integer string: quantities never pass through floating point' });
+
+/**
+ * A string that is one of `values`, as a JSON schema `enum`. Use it rather than a union of
+ * literals in responses: for a union (anyOf) the response serializer runs a schema validator on
+ * every value to pick the branch, which for a list of results is once per item.
+ */
+export function StringEnum<T extends string>(values: readonly T[], options: { description?: string } = {}) {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
+}

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ingestDrainerWorkflowId } from '../../core/ingest-drainer.js';
 import { workflowUrl } from '../../core/temporal-links.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, StringEnum } from '../schemas.js';
 
 /** Where an accepted batch is: stored (on its way) or written to BigQuery, with its workflow. */
 export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -17,7 +17,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: Type.Object({
           batchId: Type.String(),
-          status: Type.Union([Type.Literal('accepted'), Type.Literal('written')], {
+          status: StringEnum(['accepted', 'written'], {
             description: 'accepted: stored durably, waiting for BigQuery; written: in BigQuery',
           }),
           eventCount: Type.Integer(),

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { orgTokenSecurity } from '../plugins/org-auth.js';
-import { ErrorBody, OrgIdParams } from '../schemas.js';
+import { ErrorBody, OrgIdParams, StringEnum } from '../schemas.js';
 import { readTrial } from '../trial-workflow.js';
 
 const DAY_MS = 86_400_000;
@@ -17,7 +17,7 @@ export const organisationTrialRoutes: FastifyPluginAsyncTypebox = async (app) =>
       response: {
         200: Type.Object({
           orgId: Type.String(),
-          status: Type.Union([Type.Literal('trial'), Type.Literal('paid'), Type.Literal('trial_expired'), Type.Literal('cancelled')]),
+          status: StringEnum(['trial', 'paid', 'trial_expired', 'cancelled']),
           startedAt: Type.String(),
           endsAt: Type.String(),
           daysLeft: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'Whole days until the end, counting a started day; null unless in trial' }),

@@ -2,13 +2,13 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyReply } from 'fastify';
 import { workflowUrl } from '../../core/temporal-links.js';
 import { cancelTrial, convertTrial, extendTrial, MAX_EXTENSION_DAYS, trialWorkflowId, type TrialView } from '../../workflows/trial.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, StringEnum } from '../schemas.js';
 import { readTrial, updateTrial, type TrialOutcome } from '../trial-workflow.js';
 
 const Notification = Type.Object({ kind: Type.String(), trialEndsAt: Type.String(), at: Type.String() });
 const Trial = Type.Object({
   orgId: Type.String(),
-  status: Type.Union([Type.Literal('trial'), Type.Literal('paid'), Type.Literal('trial_expired'), Type.Literal('cancelled')]),
+  status: StringEnum(['trial', 'paid', 'trial_expired', 'cancelled']),
   startedAt: Type.String(),
   endsAt: Type.String(),
   nextNotice: Type.Union([Type.Object({ kind: Type.String(), at: Type.String() }), Type.Null()]),
