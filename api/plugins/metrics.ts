@@ -17,6 +17,9 @@ export interface ApiMetrics {
 }
 
 /** Prometheus metrics of the API on GET /metrics: request latency by route and status, ingest results. */
+/** A gauge read from Postgres: every API process sees the same value, so a cluster's sum takes one. */
+const fromPostgres = { aggregator: 'first' } as const;
+
 export const metricsPlugin = fp(async (app) => {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'tally_api_' });
@@ -49,7 +52,7 @@ export const metricsPlugin = fp(async (app) => {
     }),
   };
   new client.Gauge({
-    aggregator: 'first', // read from Postgres: every API process sees the same value
+    ...fromPostgres,
     name: 'tally_ingest_key_ledger_keys',
     help: "Keys in the dedupe ledger (Postgres's estimate, from its statistics)",
     registers: [registry],
@@ -63,7 +66,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
-    aggregator: 'first', // read from Postgres: every API process sees the same value
+    ...fromPostgres,
     name: 'tally_ingest_outbox_waiting_batches',
     help: 'Accepted batches not yet written to BigQuery',
     registers: [registry],
@@ -73,7 +76,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
-    aggregator: 'first', // read from Postgres: every API process sees the same value
+    ...fromPostgres,
     name: 'tally_reconciliation_differences',
     help: "Differences between usage, the upload ledger and Zuora, by kind, in each day's latest reconciliation",
     labelNames: ['kind'],
@@ -91,7 +94,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
-    aggregator: 'first', // read from Postgres: every API process sees the same value
+    ...fromPostgres,
     name: 'tally_usage_restatements',
     help: 'Changes to lines of closed days since the start (usage_restatements), by reason and whether Zuora already held the day',
     labelNames: ['reason', 'uploaded_before'],
@@ -110,7 +113,7 @@ export const metricsPlugin = fp(async (app) => {
     },
   });
   new client.Gauge({
-    aggregator: 'first', // read from Postgres: every API process sees the same value
+    ...fromPostgres,
     name: 'tally_aggregation_dirty_days',
     help: '(customer, day) pairs with events not yet aggregated, and of those the ones for days already closed (late usage)',
     labelNames: ['late'],
