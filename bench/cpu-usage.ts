@@ -1,33 +1,9 @@
 // CPU time per component of the stack over a benchmark phase, read from /proc (Linux): the
 // profile the ingest benchmark prints next to its figures, so a reader sees where the cores went.
-import fs from 'node:fs';
-
-interface ProcStat { pid: number; ppid: number; comm: string; ticks: number }
+import type { ProcStat } from '../devstack/process-table.js';
 
 /** clock ticks per second: Linux reports utime/stime in USER_HZ, which is 100 on every common build. */
 const TICKS_PER_SECOND = 100;
-
-export function cpuSnapshot(): Map<number, ProcStat> {
-  const out = new Map<number, ProcStat>();
-  if (process.platform !== 'linux') return out;
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let text: string;
-    try {
-      text = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // gone since the listing
-    }
-    // comm is in parentheses and may hold spaces: the fields after the last ')' are positional.
-    const close = text.lastIndexOf(')');
-    const comm = text.slice(text.indexOf('(') + 1, close);
-    const fields = text.slice(close + 2).split(' ');
-    // fields[0] is state (field 3); ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
-    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    out.set(Number(entry), { pid: Number(entry), ppid: Number(fields[1]), comm, ticks });
-  }
-  return out;
-}
 
 /**
  * Seconds of CPU each component used between two snapshots. A component is a set of root pids

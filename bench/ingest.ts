@@ -14,7 +14,8 @@ import { startLocalStack } from '../devstack/index.js';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 import pg from 'pg';
-import { cpuByComponent, cpuSnapshot } from './cpu-usage.js';
+import { processTable } from '../devstack/process-table.js';
+import { cpuByComponent } from './cpu-usage.js';
 import { forwardLoad } from './forward-load.js';
 import { pacedLoad } from './paced-load.js';
 import { writeBenchmarkSection } from './results.js';
@@ -162,9 +163,9 @@ try {
   const baseline = await load(baselineUrl, 'baseline');
   await load(apiUrl, 'warm-up tally');
   await outboxDrained(stack.env.DATABASE_URL!);
-  const cpuBefore = cpuSnapshot();
+  const cpuBefore = processTable();
   const tally = await load(apiUrl, 'tally');
-  const cpuAfter = cpuSnapshot();
+  const cpuAfter = processTable();
   const drainLag = await outboxDrained(stack.env.DATABASE_URL!);
   const cpu = cpuByComponent(cpuBefore, cpuAfter, [
     { name: 'load generator', pids: [process.pid] },
