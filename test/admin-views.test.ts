@@ -75,6 +75,11 @@ describe('organisations', () => {
     const missing = await get('/admin/organisations/nobody-here');
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toMatchObject({ code: 'ORG_NOT_FOUND', message: expect.stringContaining('nobody-here') });
+    for (const view of ['usage', 'uploads', 'restatements', 'invoices']) {
+      const res = await get(`/admin/organisations/nobody-here/${view}`);
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toMatchObject({ code: 'ORG_NOT_FOUND' });
+    }
   });
 });
 

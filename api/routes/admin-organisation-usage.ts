@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ZuoraError } from '../../activities/zuora-client.js';
-import { findOrganisationRecord, organisationNotFound } from '../admin-organisation.js';
+import type { FastifyRequest } from 'fastify';
+import { findOrganisationRecord, organisationNotFound, type OrganisationRecord } from '../admin-organisation.js';
 import { DayRangeQuery, resolveDayRange } from '../day-range.js';
 import { ErrorBody, OrgIdParams, Quantity } from '../schemas.js';
 
@@ -57,6 +58,15 @@ export const adminOrganisationUsageRoutes: FastifyPluginAsyncTypebox = async (ap
   const querystring = Type.Object(DayRangeQuery);
   const errors = { 400: ErrorBody, 404: ErrorBody };
 
+  // Every route here is about one organisation: found once, before the handler, or 404.
+  const organisationOf = new WeakMap<FastifyRequest, OrganisationRecord>();
+  app.addHook('preHandler', async (req, reply) => {
+    const { orgId } = req.params as { orgId: string };
+    const org = await findOrganisationRecord(db, orgId);
+    if (!org) return reply.code(404).send(organisationNotFound(orgId));
+    organisationOf.set(req, org);
+  });
+
   app.get('/admin/organisations/:orgId/usage', {
     schema: {
       summary: "An organisation's usage by day and amount type: aggregated, and live",
@@ -67,8 +77,7 @@ export const adminOrganisationUsageRoutes: FastifyPluginAsyncTypebox = async (ap
   }, async (req, reply) => {
     const days = resolveDayRange(req.query, 30);
     if (!days.ok) return reply.code(400).send(days.error);
-    const org = await findOrganisationRecord(db, req.params.orgId);
-    if (!org) return reply.code(404).send(organisationNotFound(req.params.orgId));
+    const org = organisationOf.get(req)!;
     const args = [org.internalInstanceId, days.from, days.to];
     const [daily, live] = await Promise.all([
       db.query<{ billing_day: string; amount_type: string; total: string; event_count: number }>(
@@ -95,8 +104,7 @@ export const adminOrganisationUsageRoutes: FastifyPluginAsyncTypebox = async (ap
   }, async (req, reply) => {
     const days = resolveDayRange(req.query, 30);
     if (!days.ok) return reply.code(400).send(days.error);
-    const org = await findOrganisationRecord(db, req.params.orgId);
-    if (!org) return reply.code(404).send(organisationNotFound(req.params.orgId));
+    const org = organisationOf.get(req)!;
     const ledger = await db.query<{
       unique_key: string; billing_day: string; amount_type: string; unit_of_measure: string; quantity: string; status: string; status_message: string | null;
       import_id: string; import_status: string | null; submitted_at: Date; completed_at: Date | null;
@@ -136,8 +144,7 @@ export const adminOrganisationUsageRoutes: FastifyPluginAsyncTypebox = async (ap
   }, async (req, reply) => {
     const days = resolveDayRange(req.query, 90);
     if (!days.ok) return reply.code(400).send(days.error);
-    const org = await findOrganisationRecord(db, req.params.orgId);
-    if (!org) return reply.code(404).send(organisationNotFound(req.params.orgId));
+    const org = organisationOf.get(req)!;
     const { rows } = await db.query<{
       billing_day: string; amount_type: string; previous_total: string | null; new_total: string; previous_event_count: number | null; new_event_count: number;
       reason: string; uploaded_before: boolean; workflow_id: string | null; restated_at: Date;
@@ -167,8 +174,7 @@ export const adminOrganisationUsageRoutes: FastifyPluginAsyncTypebox = async (ap
       },
     },
   }, async (req, reply) => {
-    const org = await findOrganisationRecord(db, req.params.orgId);
-    if (!org) return reply.code(404).send(organisationNotFound(req.params.orgId));
+    const org = organisationOf.get(req)!;
     if (!org.zuoraAccountNumber) return { orgId: org.id, zuoraAccountNumber: null, invoices: [] };
     try {
       const invoices = await zuora.accountInvoices(org.zuoraAccountNumber);
