@@ -139,3 +139,42 @@ describe('a crash at each step of the ingest transaction', () => {
     expect(await tally.rawEvents.countRowsOfEvent(`${run}-crash-committed`)).toBe(1);
   });
 });
+
+describe('claims of keys already taken this week', () => {
+  const today = billingDayOf(Date.now());
+  const event = (key: string, samples: number) => eventAt(`taken-${key}`, `${today}T01:00:00Z`, samples);
+  const ledger = async (prefix: string) =>
+    (await tally.db.query<{ event_key: string; batch_id: string }>(
+      'SELECT event_key, batch_id FROM event_keys WHERE event_key LIKE $1 ORDER BY event_key', [`${run}-taken-${prefix}%`],
+    )).rows;
+
+  it('a batch mixing new and taken keys answers each, claims the new ones and leaves the taken ones to their first batch', async () => {
+    const first = await ingestAt(Date.now(), [event('mix-a', 1), event('mix-b', 2)]);
+    expect(statuses(first)).toEqual(['accepted', 'accepted']);
+    const second = await ingestAt(Date.now(), [event('mix-c', 3), event('mix-a', 1), event('mix-b', 5), event('mix-d', 4)]);
+    expect(statuses(second)).toEqual(['accepted', 'duplicate', 'conflict', 'accepted']);
+    expect(await ledger('mix-')).toEqual([
+      { event_key: `${run}-taken-mix-a`, batch_id: first.batchId },
+      { event_key: `${run}-taken-mix-b`, batch_id: first.batchId },
+      { event_key: `${run}-taken-mix-c`, batch_id: second.batchId },
+      { event_key: `${run}-taken-mix-d`, batch_id: second.batchId },
+    ]);
+    const stored = await tally.db.query('SELECT event_count FROM ingest_batches WHERE batch_id = $1', [second.batchId]);
+    expect(stored.rows).toEqual([{ event_count: 2 }]);
+  });
+
+  it('concurrent batches sharing keys accept each key exactly once', async () => {
+    // Eight batches of 40 keys drawn from 100, all at once: they meet on the unique index.
+    const batches = Array.from({ length: 8 }, (_, b) => Array.from({ length: 40 }, (_, i) => event(`race-${String((b * 13 + i * 7) % 100).padStart(3, '0')}`, 1)));
+    const outcomes = await Promise.all(batches.map((events) => ingestAt(Date.now(), events)));
+    const acceptedKeys = outcomes.flatMap((o) => o.results.filter((r) => r.status === 'accepted').map((r) => r.uniqueKey));
+    const distinct = new Set(batches.flat().map((e) => e.uniqueKey));
+    expect(acceptedKeys.sort()).toEqual([...distinct].sort());
+    expect(outcomes.flatMap((o) => o.results.map((r) => r.status)).filter((s) => s !== 'accepted' && s !== 'duplicate')).toEqual([]);
+    expect((await ledger('race-')).length).toBe(distinct.size);
+    const counts = await tally.db.query<{ n: number }>('SELECT coalesce(sum(event_count), 0)::int AS n FROM ingest_batches WHERE batch_id = ANY($1)', [
+      outcomes.map((o) => o.batchId).filter(Boolean),
+    ]);
+    expect(counts.rows[0]!.n).toBe(distinct.size);
+  });
+});
