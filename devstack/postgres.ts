@@ -44,11 +44,11 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
   });
   await waitForPort(server, opts.port, 60_000, logFile);
   const databaseUrl = `postgres://${user}:${password}@127.0.0.1:${opts.port}/tally`;
-  if (fresh) {
-    const admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'));
-    await admin.query('CREATE DATABASE tally');
-    await admin.end();
-  }
+  // Also after a restart: a data folder that was not shut down cleanly is recovered first, and the
+  // port opens before that ends ("the database system is starting up").
+  const admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'));
+  if (fresh) await admin.query('CREATE DATABASE tally');
+  await admin.end();
   return { databaseUrl, stop: () => server.stop() };
 }
 
