@@ -34,7 +34,10 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('deps', deps);
-  app.decorate('temporalHealth', new TemporalHealth(deps.temporal, 2_000));
+  const temporalHealth = new TemporalHealth(deps.temporal, 2_000);
+  app.decorate('temporalHealth', temporalHealth);
+  app.addHook('onReady', async () => temporalHealth.keepFresh());
+  app.addHook('onClose', async () => temporalHealth.stop());
   app.addSchema(ErrorBody);
   await app.register(swagger, {
     // Every /admin route is behind the operator token (api/plugins/admin-auth.ts): say so in the document.

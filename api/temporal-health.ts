@@ -10,16 +10,30 @@ import type { Client } from '@temporalio/client';
  * another `cacheMs` while the probe runs. Only a missing, failed or older answer makes a request
  * wait for the probe. Under load a probe takes 40–220 ms here, and every request arriving during
  * it used to wait that long (docs/benchmarks.md).
+ *
+ * `keepFresh()` probes once every `cacheMs` in the background, so the answer is fresh even after
+ * a quiet spell: the first requests of a burst do not wait for a probe either.
  */
 export class TemporalHealth {
   private last?: { at: number; error?: Error };
   private inFlight?: Promise<void>;
+  private timer?: NodeJS.Timeout;
 
   constructor(private readonly client: Client, private readonly timeoutMs: number, private readonly cacheMs = 1_000) {}
 
   /** A probe is under way (for tests). */
   get probing(): boolean {
     return this.inFlight !== undefined;
+  }
+
+  /** Probes in the background every `cacheMs` until `stop()`; does not keep the process alive. */
+  keepFresh(): void {
+    this.timer ??= setInterval(() => void this.check().catch(() => undefined), this.cacheMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   async check(): Promise<void> {

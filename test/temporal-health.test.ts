@@ -46,3 +46,25 @@ describe('TemporalHealth', () => {
     await expect(health.check()).rejects.toThrow(); // and now ingest would answer 503
   });
 });
+
+describe('TemporalHealth kept fresh', () => {
+  it('after a quiet spell the first check does not wait for a probe', async () => {
+    frozen = false;
+    // A connection of its own: the one above lost bytes in the relay while frozen.
+    const fresh = await Connection.connect({ address: `127.0.0.1:${(relay.address() as net.AddressInfo).port}` });
+    const health = new TemporalHealth(new Client({ connection: fresh }), 500, 300);
+    health.keepFresh();
+    try {
+      await new Promise((r) => setTimeout(r, 1_000)); // quiet for more than 2 × cacheMs
+      frozen = true; // a probe started now would hang until its deadline
+      const started = Date.now();
+      await health.check(); // answered from the background probe's yes
+      expect(Date.now() - started).toBeLessThan(250);
+      await eventually(async () => expect(health.check()).rejects.toThrow()); // the background probe sees Temporal gone
+    } finally {
+      health.stop();
+      frozen = false;
+      await fresh.close().catch(() => undefined);
+    }
+  });
+});
