@@ -26,6 +26,12 @@ export async function pacedLoad(opts: {
   requests: number;
   /** Most requests in flight at once; a planned request waits for a socket beyond that. */
   connections: number;
+  /**
+   * Requests sent first at the same rate on the same connections and not counted: the server
+   * reaches its steady state (connections open, the load generator's sockets warm) before
+   * latency is measured. A server idle before the run is otherwise charged for waking up.
+   */
+  warmup?: number;
 }): Promise<PacedRun> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
   const target = new URL(opts.url);
@@ -34,9 +40,11 @@ export async function pacedLoad(opts: {
   let errors = 0;
   const started = performance.now();
   const gap = 1000 / opts.rate;
+  const warmup = opts.warmup ?? 0;
   const send = (i: number) => new Promise<void>((resolve) => {
     const planned = started + i * gap;
     const body = opts.bodies[i % opts.bodies.length]!;
+    const counted = i >= warmup;
     const req = http.request({
       host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent,
       headers: { ...opts.headers, 'content-length': Buffer.byteLength(body) },
@@ -44,10 +52,11 @@ export async function pacedLoad(opts: {
       res.resume();
       res.on('end', () => {
         if (res.statusCode !== undefined && res.statusCode < 300) {
-          latencies.push(performance.now() - planned);
-          timeline.push({ at: Math.round(planned - started), ms: Math.round(performance.now() - planned) });
-        }
-        else errors++;
+          if (counted) {
+            latencies.push(performance.now() - planned);
+            timeline.push({ at: Math.round(planned - started), ms: Math.round(performance.now() - planned) });
+          }
+        } else errors++;
         resolve();
       });
     });
@@ -58,13 +67,13 @@ export async function pacedLoad(opts: {
     req.end(body);
   });
   const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < opts.requests; i++) {
+  for (let i = 0; i < warmup + opts.requests; i++) {
     const wait = started + i * gap - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     inFlight.push(send(i));
   }
   await Promise.all(inFlight);
-  const seconds = (performance.now() - started) / 1000;
+  const seconds = (performance.now() - started) / 1000 - warmup * gap / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
