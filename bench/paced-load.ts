@@ -13,7 +13,9 @@ export interface PacedRun {
   p50: number;
   p99: number;
   max: number;
-  /** The slowest requests: when each was planned (ms from the start) and how long it took. */
+  /** When the counted requests began (after the warm-up): to find the slowest in other logs. */
+  countedFrom: Date;
+  /** The slowest requests: when each was planned (ms from `countedFrom`) and how long it took. */
   slowest: { at: number; ms: number }[];
 }
 
@@ -54,7 +56,7 @@ export async function pacedLoad(opts: {
         if (res.statusCode !== undefined && res.statusCode < 300) {
           if (counted) {
             latencies.push(performance.now() - planned);
-            timeline.push({ at: Math.round(planned - started), ms: Math.round(performance.now() - planned) });
+            timeline.push({ at: Math.round(planned - started - warmup * gap), ms: Math.round(performance.now() - planned) });
           }
         } else errors++;
         resolve();
@@ -77,6 +79,6 @@ export async function pacedLoad(opts: {
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return { sent: opts.requests, ok: latencies.length, errors, seconds, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
+  return { sent: opts.requests, ok: latencies.length, errors, seconds, countedFrom: new Date(Date.now() - (performance.now() - started - warmup * gap)), p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
     slowest: timeline.sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
 }
