@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { dayClosesAt, type BillingDay } from '../core/billing-day.js';
+import { decodeOutboxEvents } from '../core/outbox-events.js';
 import type { AcceptedEvent } from '../core/usage-event.js';
 import type { RawEventStore } from './raw-events.js';
 
@@ -62,11 +63,12 @@ export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventS
     const client = await deps.db.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ batch_id: string; events: AcceptedEvent[]; received_at: Date }>(
-        `SELECT batch_id, events, received_at FROM ingest_batches
+      const { rows: stored } = await client.query<{ batch_id: string; events: AcceptedEvent[] | null; events_gzip: Buffer | null; received_at: Date }>(
+        `SELECT batch_id, events, events_gzip, received_at FROM ingest_batches
          WHERE written_at IS NULL ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [BATCHES_PER_PASS],
       );
+      const rows = stored.map((r) => ({ batch_id: r.batch_id, received_at: r.received_at, events: decodeOutboxEvents(r) }));
       const written = await deps.rawEvents.insertBatches(
         rows.map((r) => ({ events: r.events, batchId: r.batch_id, receivedAt: r.received_at.toISOString() })),
       );

@@ -39,9 +39,10 @@ export function createKeyLedgerActivities(deps: { db: pg.Pool; backdatingWindowD
      */
     async pruneIngestOutbox(now: string = new Date().toISOString()): Promise<OutboxPruning> {
       const eventsPruned = await inChunks(
-        `UPDATE ingest_batches SET events = NULL, events_pruned_at = now()
+        `UPDATE ingest_batches SET events = NULL, events_gzip = NULL, events_pruned_at = now()
          WHERE batch_id IN (SELECT batch_id FROM ingest_batches
-                            WHERE written_at IS NOT NULL AND written_at < $1::timestamptz - make_interval(days => $2) AND events IS NOT NULL
+                            WHERE written_at IS NOT NULL AND written_at < $1::timestamptz - make_interval(days => $2)
+                              AND (events IS NOT NULL OR events_gzip IS NOT NULL)
                             LIMIT $3)`,
         [now, deps.outboxRetentionDays],
       );

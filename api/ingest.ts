@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
 import { claimKeys } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
+import { encodeOutboxEvents } from '../core/outbox-events.js';
 import { isPostgresUnavailable } from '../db/pool.js';
 import type { TemporalHealth } from './temporal-health.js';
 
@@ -90,8 +91,8 @@ export async function ingestEvents(
     deps.crashPoint?.('keys-claimed', batchId);
     accepted = candidates.filter((c) => claims.get(c.event.key) === 'accepted').sort((a, b) => a.index - b.index).map((c) => c.event);
     if (accepted.length > 0) {
-      await client.query('INSERT INTO ingest_batches (batch_id, events, event_count) VALUES ($1, $2, $3)', [
-        batchId, JSON.stringify(accepted), accepted.length,
+      await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
+        batchId, encodeOutboxEvents(accepted), accepted.length,
       ]);
       deps.crashPoint?.('batch-stored', batchId);
     }

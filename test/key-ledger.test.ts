@@ -4,6 +4,7 @@ import { createKeyLedgerActivities } from '../activities/key-ledger.js';
 import { ingestEvents, type CrashPoint } from '../api/ingest.js';
 import { claimWeek } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
+import { encodeOutboxEvents } from '../core/outbox-events.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // The dedupe window and the ingest protocol's crash points, on the real Postgres and Temporal.
@@ -76,32 +77,51 @@ describe('the key ledger', () => {
 describe('the outbox retention', () => {
   it('drops the events of written batches after the retention, their records after the window, and never a waiting batch', async () => {
     const today = billingDayOf(Date.now());
-    const batch = async (name: string, writtenDaysAgo: number | null) => {
+    const batch = async (name: string, writtenDaysAgo: number | null, form: 'json' | 'gzip' = 'json') => {
       // A real event: the test queue's drainer may take the waiting one at any moment, and must be able to write it.
-      const events = JSON.stringify([{ key: `${run}-outbox-${name}`, instanceId: `inst-${run}`, occurredAt: `${today}T00:00:00.000Z`, day: today, amounts: { samples: 1 }, metadata: {} }]);
+      const events = [{ key: `${run}-outbox-${name}`, instanceId: `inst-${run}`, occurredAt: `${today}T00:00:00.000Z`, day: today as BillingDay, amounts: { samples: 1 }, metadata: {} }];
       return (await tally.db.query<{ id: string }>(
-        `INSERT INTO ingest_batches (batch_id, events, event_count, received_at, written_at)
-         VALUES (gen_random_uuid(), $1, 1, now() - make_interval(days => $2), CASE WHEN $3::int IS NULL THEN NULL ELSE now() - make_interval(days => $3::int) END)
+        `INSERT INTO ingest_batches (batch_id, events, events_gzip, event_count, received_at, written_at)
+         VALUES (gen_random_uuid(), $1, $2, 1, now() - make_interval(days => $3), CASE WHEN $4::int IS NULL THEN NULL ELSE now() - make_interval(days => $4::int) END)
          RETURNING batch_id AS id`,
-        [events, (writtenDaysAgo ?? 0) + 1, writtenDaysAgo],
+        [form === 'json' ? JSON.stringify(events) : null, form === 'gzip' ? encodeOutboxEvents(events) : null, (writtenDaysAgo ?? 0) + 1, writtenDaysAgo],
       )).rows[0]!.id;
     };
     const fresh = await batch('fresh', 1);
     const old = await batch('old', 8);
+    const oldGzip = await batch('old-gzip', 8, 'gzip');
     const expired = await batch('expired', 37);
     const waiting = await batch('waiting', null);
     // Through the daily maintenance workflow, as the Schedule runs it.
     const result = await tally.temporal.workflow.execute('maintainKeyLedgerWorkflow', { workflowId: `maintenance-${run}`, taskQueue: tally.config.TEMPORAL_TASK_QUEUE });
     expect(result.outbox).toMatchObject({ eventsPruned: expect.any(Number), batchesDeleted: expect.any(Number) });
-    const state = async (id: string) => (await tally.db.query('SELECT events IS NOT NULL AS has_events, events_pruned_at IS NOT NULL AS pruned FROM ingest_batches WHERE batch_id = $1', [id])).rows[0];
+    const state = async (id: string) => (await tally.db.query('SELECT (events IS NOT NULL OR events_gzip IS NOT NULL) AS has_events, events_pruned_at IS NOT NULL AS pruned FROM ingest_batches WHERE batch_id = $1', [id])).rows[0];
     expect(await state(fresh)).toEqual({ has_events: true, pruned: false });
     expect(await state(old)).toEqual({ has_events: false, pruned: true });
+    expect(await state(oldGzip)).toEqual({ has_events: false, pruned: true });
     expect(await state(expired)).toBeUndefined();
     expect(await state(waiting)).toEqual({ has_events: true, pruned: false }); // waiting, or just written by the drainer
     // The pruned batch still answers its producer.
     const res = await tally.app.inject({ method: 'GET', url: `/v1/batches/${old}`, headers: tally.auth });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ status: 'written', eventCount: 1 });
+  });
+});
+
+describe('outbox rows of both forms', () => {
+  it('the drainer writes a batch stored as json before migration 014 and one stored gzipped', async () => {
+    const today = billingDayOf(Date.now());
+    const ids: string[] = [];
+    for (const form of ['json', 'gzip'] as const) {
+      const events = [{ key: `${run}-form-${form}`, instanceId: `inst-${run}`, occurredAt: `${today}T02:00:00.000Z`, day: today, amounts: { samples: 3 }, metadata: {} }];
+      ids.push((await tally.db.query<{ id: string }>(
+        'INSERT INTO ingest_batches (batch_id, events, events_gzip, event_count) VALUES (gen_random_uuid(), $1, $2, 1) RETURNING batch_id AS id',
+        [form === 'json' ? JSON.stringify(events) : null, form === 'gzip' ? encodeOutboxEvents(events) : null],
+      )).rows[0]!.id);
+    }
+    for (const id of ids) await tally.batchWritten(id);
+    expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-json`)).toBe(1);
+    expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-gzip`)).toBe(1);
   });
 });
 
