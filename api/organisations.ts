@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type pg from 'pg';
 import { startTrialWorkflow, trialSettingsFromConfig, trialWorkflowInput } from '../activities/trial.js';
 import type { ApiDeps } from './context.js';
 
@@ -87,7 +88,7 @@ export interface OrganisationRecord {
 }
 
 /** The organisation behind a billing API request (its token already proved it exists). */
-export async function findOrganisation(db: ApiDeps['db'], orgId: string): Promise<OrganisationRecord | undefined> {
+export async function findOrganisation(db: ApiDeps['db'] | pg.ClientBase, orgId: string): Promise<OrganisationRecord | undefined> {
   const row = (await db.query<{ internal_instance_id: string; zuora_account_number: string | null; status: OrganisationRecord['status'] }>(
     'SELECT internal_instance_id, zuora_account_number, status FROM organisations WHERE id = $1', [orgId],
   )).rows[0];

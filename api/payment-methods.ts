@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type pg from 'pg';
 import { ZuoraError } from '../activities/zuora-client.js';
 import type { ApiDeps } from './context.js';
 import type { OrganisationRecord } from './organisations.js';
@@ -18,7 +19,7 @@ export function paymentMethodId(orgId: string, idempotencyKey: string | undefine
 }
 
 /** The organisation's payment methods, newest first: the first is its default (as in Zuora, where the newest is made default). */
-export async function paymentMethodsOf(db: ApiDeps['db'], orgId: string, id?: string): Promise<StoredPaymentMethod[]> {
+export async function paymentMethodsOf(db: ApiDeps['db'] | pg.ClientBase, orgId: string, id?: string): Promise<StoredPaymentMethod[]> {
   const { rows } = await db.query<{ id: string; type: string; last4: string | null; expiry: string | null; added_at: Date; added_by: string }>(
     `SELECT id, type, last4, expiry, added_at, added_by FROM payment_methods
      WHERE org_id = $1 AND ($2::text IS NULL OR id = $2) ORDER BY added_at DESC, id`,

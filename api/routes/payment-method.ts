@@ -49,8 +49,18 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!failure) throw err;
       return reply.code(502).send(failure);
     }
-    const [current] = await paymentMethodsOf(db, org.id);
-    const fresh = await findOrganisation(db, org.id);
+    // One snapshot: the conversion writes the status and the method in one transaction, and two
+    // reads apart could see the one without the other (paid, with no payment method).
+    const client = await db.connect();
+    let current, fresh;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      [current] = await paymentMethodsOf(client, org.id);
+      fresh = await findOrganisation(client, org.id);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
     return {
       orgId: org.id, status: fresh?.status ?? org.status, zuoraDefaultPaymentMethodId: zuoraDefault,
       paymentMethod: current ? { id: current.id, type: current.type, last4: current.last4, expiry: current.expiry, addedAt: current.addedAt } : null,
