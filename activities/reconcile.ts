@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { BillingDay } from '../core/billing-day.js';
+import { inTransaction } from '../db/pool.js';
 import { usageUniqueKey } from './upload.js';
 import type { ZuoraClient } from './zuora-client.js';
 
@@ -70,9 +71,7 @@ export function createReconcileActivities(deps: { db: pg.Pool; zuora: ZuoraClien
   };
 
   async function record(day: BillingDay, lines: number, differences: ReconciliationReport['differences']): Promise<number> {
-    const client = await deps.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(deps.db, async (client) => {
       const run = await client.query<{ id: string }>(
         'INSERT INTO reconciliation_runs (billing_day, lines, differences) VALUES ($1, $2, $3) RETURNING id',
         [day, lines, differences.length],
@@ -86,13 +85,7 @@ export function createReconcileActivities(deps: { db: pg.Pool; zuora: ZuoraClien
         [runId, differences.map((d) => d.uniqueKey), differences.map((d) => d.kind), differences.map((d) => d.usage),
           differences.map((d) => d.ledger), differences.map((d) => d.zuora)],
       );
-      await client.query('COMMIT');
       return runId;
-    } catch (err) {
-      await client.query('ROLLBACK');
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 }

@@ -4,6 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { addDays, billingDayOf, dayClosesAt, type BillingDay } from '../core/billing-day.js';
+import { inTransaction } from '../db/pool.js';
 import { ZuoraError, type ImportStatus, type ZuoraClient } from './zuora-client.js';
 
 /** Zuora's usage import columns, in its documented order. */
@@ -178,29 +179,19 @@ export function createUploadActivities(deps: {
 
     async recordUsageImport(importId: string, status: ImportStatus, message?: string): Promise<number> {
       const outcome = status === 'Completed' ? 'completed' : 'failed';
-      const client = await deps.db.connect();
-      try {
-        await client.query('BEGIN');
+      return inTransaction(deps.db, async (client) => {
         await client.query('UPDATE upload_ledger_imports SET status = $2, status_message = $3, finished_at = now() WHERE import_id = $1', [importId, outcome, message ?? null]);
         const res = await client.query(
           `UPDATE upload_ledger SET status = $2, status_message = $3, completed_at = now() WHERE import_id = $1 AND status = 'submitted'`,
           [importId, outcome, message ?? null],
         );
-        await client.query('COMMIT');
         return res.rowCount ?? 0;
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
   };
 
   async function recordSubmission(day: BillingDay, importId: string, records: PendingRecord[]): Promise<void> {
-    const client = await deps.db.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(deps.db, async (client) => {
       await client.query('INSERT INTO upload_ledger_imports (import_id, billing_day, records) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [importId, day, records.length]);
       await client.query(
         `INSERT INTO upload_ledger (unique_key, org_id, zuora_account_number, billing_day, amount_type, unit_of_measure, quantity, import_id, status)
@@ -219,13 +210,7 @@ export function createUploadActivities(deps: {
          FROM unnest($2::text[], $3::numeric[], $4::numeric[]) AS r(k, q, p)`,
         [importId, records.map((r) => r.uniqueKey), records.map((r) => r.quantity), records.map((r) => r.previous)],
       );
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK');
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 }
 

@@ -13,6 +13,26 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
  */
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 
+/**
+ * Runs `work` in one transaction on a client of its own: COMMIT when it returns, ROLLBACK when it
+ * throws. A connection that cannot even roll back is closed rather than given back to the pool
+ * mid-transaction. `begin` may set the isolation level, e.g. a read-only REPEATABLE READ snapshot.
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query(begin);
+    const result = await work(client);
+    await client.query('COMMIT');
+    client.release();
+    return result;
+  } catch (err) {
+    const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
+    client.release(!rolledBack);
+    throw err;
+  }
+}
+
 export function createPool(databaseUrl: string, max: number): pg.Pool {
   return new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: IDLE_TIMEOUT_MS });
 }

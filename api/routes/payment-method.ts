@@ -6,6 +6,7 @@ import { convertTrial } from '../../workflows/trial.js';
 import { findOrganisation, type OrganisationRecord } from '../organisations.js';
 import { paymentMethodId, paymentMethodsOf, replacePaymentMethod, zuoraUnavailable } from '../payment-methods.js';
 import { orgTokenSecurity } from '../plugins/org-auth.js';
+import { inTransaction } from '../../db/pool.js';
 import { ErrorBody, OrgIdParams } from '../schemas.js';
 import { updateTrial } from '../trial-workflow.js';
 
@@ -51,16 +52,10 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     // One snapshot: the conversion writes the status and the method in one transaction, and two
     // reads apart could see the one without the other (paid, with no payment method).
-    const client = await db.connect();
-    let current, fresh;
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      [current] = await paymentMethodsOf(client, org.id);
-      fresh = await findOrganisation(client, org.id);
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
+    const { current, fresh } = await inTransaction(db, async (client) => ({
+      current: (await paymentMethodsOf(client, org.id))[0],
+      fresh: await findOrganisation(client, org.id),
+    }), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     return {
       orgId: org.id, status: fresh?.status ?? org.status, zuoraDefaultPaymentMethodId: zuoraDefault,
       paymentMethod: current ? { id: current.id, type: current.type, last4: current.last4, expiry: current.expiry, addedAt: current.addedAt } : null,
