@@ -50,8 +50,8 @@ const prefix = () => `${run}-${randomBytes(3).toString('hex')}-`;
 
 /** The events the outbox holds for keys starting with `keyPrefix`, decoded as the drainer reads them. */
 async function outboxEvents(keyPrefix: string): Promise<AcceptedEvent[]> {
-  const { rows } = await tally.db.query<{ events: AcceptedEvent[] | null; events_gzip: Buffer | null }>(
-    'SELECT events, events_gzip FROM ingest_batches WHERE batch_id IN (SELECT batch_id FROM event_keys WHERE event_key LIKE $1)', [`${keyPrefix}%`],
+  const { rows } = await tally.db.query<{ batch_id: string; events: AcceptedEvent[] | null; events_gzip: Buffer | null }>(
+    'SELECT batch_id, events, events_gzip FROM ingest_batches WHERE batch_id IN (SELECT batch_id FROM event_keys WHERE event_key LIKE $1)', [`${keyPrefix}%`],
   );
   return rows.flatMap(decodeOutboxEvents).filter((e) => e.key.startsWith(keyPrefix)).sort((a, b) => (a.key < b.key ? -1 : 1));
 }
