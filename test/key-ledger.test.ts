@@ -4,7 +4,7 @@ import { createKeyLedgerActivities } from '../activities/key-ledger.js';
 import { ingestEvents, type CrashPoint } from '../api/ingest.js';
 import { claimWeek } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
-import { encodeOutboxEvents } from '../core/outbox-events.js';
+import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // The dedupe window and the ingest protocol's crash points, on the real Postgres and Temporal.
@@ -122,6 +122,10 @@ describe('outbox rows of both forms', () => {
     for (const id of ids) await tally.batchWritten(id);
     expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-json`)).toBe(1);
     expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-gzip`)).toBe(1);
+  });
+
+  it('a row with neither form is an error, not a batch of no events', () => {
+    expect(() => decodeOutboxEvents({ batch_id: 'b-1', events: null, events_gzip: null })).toThrow(/b-1 holds no events/);
   });
 });
 
