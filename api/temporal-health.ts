@@ -11,8 +11,11 @@ import type { Client } from '@temporalio/client';
  * wait for the probe. Under load a probe takes 40–220 ms here, and every request arriving during
  * it used to wait that long (docs/benchmarks.md).
  *
- * `keepFresh()` probes once every `cacheMs` in the background, so the answer is fresh even after
- * a quiet spell: the first requests of a burst do not wait for a probe either.
+ * `keepFresh()` checks twice every `cacheMs` in the background, which starts a probe once the
+ * answer is older than `cacheMs`: the answer is then never older than 2 × `cacheMs` unless a probe
+ * takes longer than half of `cacheMs`, so after a quiet spell the first requests of a burst do not
+ * wait for a probe either. (Checking once every `cacheMs` would leave the answer just past
+ * 2 × `cacheMs` for the length of every other probe.)
  */
 export class TemporalHealth {
   private last?: { at: number; error?: Error };
@@ -26,9 +29,9 @@ export class TemporalHealth {
     return this.inFlight !== undefined;
   }
 
-  /** Probes in the background every `cacheMs` until `stop()`; does not keep the process alive. */
+  /** Keeps the answer fresh in the background until `stop()`; does not keep the process alive. */
   keepFresh(): void {
-    this.timer ??= setInterval(() => void this.check().catch(() => undefined), this.cacheMs).unref();
+    this.timer ??= setInterval(() => void this.check().catch(() => undefined), this.cacheMs / 2).unref();
   }
 
   stop(): void {
