@@ -45,7 +45,8 @@ const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::bytea
  * A producer's batch is new keys, so the claim first tries a plain insert, which costs Postgres
  * about 40 % less than `ON CONFLICT DO NOTHING` (docs/benchmarks.md). If any key is already
  * claimed this week the insert fails as a whole; the transaction then holds nothing else, so it
- * is rolled back and begun again, and the keys are claimed one by one with `ON CONFLICT`.
+ * is rolled back and begun again, and the keys are claimed with `ON CONFLICT`, which answers the
+ * taken ones.
  */
 export async function claimKeys(
   client: pg.PoolClient,

@@ -100,8 +100,9 @@ async function paced(url: string, label: string, rate: number): Promise<Run> {
   return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors };
 }
 
-/** The API's V8 setting (package.json's `api` script); the baseline server gets it too, to compare alike. */
-const apiNodeFlags = ['--max-semi-space-size=64'];
+/** The node flags of package.json's `api` script (its young generation); the baseline server gets them too, to compare alike. */
+const apiNodeFlags = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+  .scripts.api!.split(/\s+/).filter((word) => word.startsWith('--'));
 
 function startChild(name: string, script: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = []): ChildProcess {
   const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');

@@ -43,6 +43,7 @@ export async function pacedLoad(opts: {
   const started = performance.now();
   const gap = 1000 / opts.rate;
   const warmup = opts.warmup ?? 0;
+  const countedFrom = new Date(Date.now() + warmup * gap);
   const send = (i: number) => new Promise<void>((resolve) => {
     const planned = started + i * gap;
     const body = opts.bodies[i % opts.bodies.length]!;
@@ -79,6 +80,6 @@ export async function pacedLoad(opts: {
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return { sent: opts.requests, ok: latencies.length, errors, seconds, countedFrom: new Date(Date.now() - (performance.now() - started - warmup * gap)), p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
+  return { sent: opts.requests, ok: latencies.length, errors, seconds, countedFrom, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
     slowest: timeline.sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
 }
