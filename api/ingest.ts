@@ -49,8 +49,8 @@ export async function ingestEvents(
   const now = deps.now ?? Date.now();
   const results: EventResult[] = new Array(events.length);
   // The first occurrence of a key in the request speaks for it; later ones compare with it.
-  const firstByKey = new Map<string, { index: number; event: AcceptedEvent; hash: Buffer }>();
-  const repeats: { index: number; key: string; hash: Buffer }[] = [];
+  const firstByKey = new Map<string, { index: number; event: AcceptedEvent; hash: string }>();
+  const repeats: { index: number; key: string; hash: string }[] = [];
   events.forEach((raw, index) => {
     const v = validateEvent(raw, deps.rules, now);
     if (!v.ok) {
@@ -109,7 +109,7 @@ export async function ingestEvents(
   for (const r of repeats) {
     const first = firstByKey.get(r.key)!;
     const firstResult = results[first.index]!;
-    const same = first.hash.equals(r.hash);
+    const same = first.hash === r.hash;
     // A repeat of an accepted or duplicate payload is a duplicate; anything else conflicts.
     results[r.index] = { index: r.index, uniqueKey: r.key, status: same && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
   }

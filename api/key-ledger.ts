@@ -21,14 +21,14 @@ const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week >= $5 A
 /** The usual case: every key is new this week. Fails with a unique violation otherwise. */
 const CLAIM_NEW_KEYS = `WITH claimed AS (
          INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-         SELECT w, k, h, $4 FROM unnest($1::date[]) AS w, unnest($2::text[], $3::bytea[]) AS c(k, h) ORDER BY k COLLATE "C", w)
+         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, unnest($2::text[], $3::text[]) AS c(k, h) ORDER BY k COLLATE "C", w)
      ${EARLIER_WEEKS}`;
 
 /** Any batch: claims the keys that are free, and answers the ones claimed before. */
-const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::bytea[]) AS c(k, h)),
+const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::text[]) AS c(k, h)),
        claimed AS (
          INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-         SELECT w, k, h, $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w
+         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w
          ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING event_key)
      SELECT k AS event_key FROM input
      WHERE k NOT IN (SELECT event_key FROM claimed GROUP BY event_key HAVING count(*) = cardinality($1::date[]))
@@ -51,7 +51,7 @@ const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::bytea
 export async function claimKeys(
   client: pg.PoolClient,
   batchId: string,
-  keys: readonly { key: string; hash: Buffer }[],
+  keys: readonly { key: string; /** SHA-256 of the payload, hex */ hash: string }[],
   opts: { now: number; windowDays: number },
 ): Promise<Map<string, KeyClaim>> {
   const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
@@ -78,11 +78,11 @@ export async function claimKeys(
     weeks, notNew.map((k) => k.key), batchId,
   ]);
   const stored = new Map(
-    (await client.query<{ event_key: string; payload_hash: Buffer }>(
-      'SELECT DISTINCT ON (event_key) event_key, payload_hash FROM event_keys WHERE claim_week >= $1 AND event_key = ANY($2)',
+    (await client.query<{ event_key: string; payload_hash: string }>(
+      "SELECT DISTINCT ON (event_key) event_key, encode(payload_hash, 'hex') AS payload_hash FROM event_keys WHERE claim_week >= $1 AND event_key = ANY($2)",
       [oldestWeek, notNew.map((k) => k.key)],
     )).rows.map((r) => [r.event_key, r.payload_hash]),
   );
-  for (const k of notNew) result.set(k.key, stored.get(k.key)?.equals(k.hash) ? 'duplicate' : 'conflict');
+  for (const k of notNew) result.set(k.key, stored.get(k.key) === k.hash ? 'duplicate' : 'conflict');
   return result;
 }

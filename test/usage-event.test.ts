@@ -31,8 +31,8 @@ describe('validateEvent', () => {
     const b = validateEvent({ ...base, timestamp: '2026-11-25T12:00:00.000+01:00', amounts: { 'node-seconds': 2, samples: 1 }, metadata: { y: '2', x: '1' } }, rules, now);
     const c = validateEvent({ ...base, amounts: { samples: 1, 'node-seconds': 3 } }, rules, now);
     if (!a.ok || !b.ok || !c.ok) throw new Error('expected valid events');
-    expect(a.payloadHash.equals(b.payloadHash)).toBe(true);
-    expect(a.payloadHash.equals(c.payloadHash)).toBe(false);
+    expect(a.payloadHash).toBe(b.payloadHash);
+    expect(a.payloadHash).not.toBe(c.payloadHash);
     expect(a.event.day).toBe('2026-11-25');
   });
 });
