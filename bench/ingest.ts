@@ -96,6 +96,12 @@ async function paced(url: string, label: string, rate: number): Promise<Run> {
     bodies: bodies(`${label}-${randomBytes(4).toString("hex")}`, requests + rate), rate, requests, connections,
     warmup: rate, // one second at the same rate, not counted
   });
+  // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
+  if (process.env.BENCH_TRACE) {
+    fs.mkdirSync(process.env.BENCH_TRACE, { recursive: true });
+    const file = path.join(process.env.BENCH_TRACE, `${label.replace(/\W+/g, '-')}.json`);
+    fs.writeFileSync(file, JSON.stringify({ countedFrom: run.countedFrom.getTime(), rate, timeline: run.timeline }));
+  }
   process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${requests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
   return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors };
 }
@@ -113,19 +119,26 @@ function startChild(name: string, script: string, env: Record<string, string>, l
   });
 }
 
-/** Seconds until the outbox holds no waiting batch: how far the drain into BigQuery lags the last answer. */
-async function outboxDrained(databaseUrl: string): Promise<number> {
+/**
+ * Seconds until the outbox holds no waiting batch: how far the drain into BigQuery lags the last
+ * answer. With `checkpoint`, then a CHECKPOINT: the benchmark's Postgres is a fresh cluster, which
+ * writes every 16 MB of WAL into a new segment file full of zeros; a cluster that has run through
+ * a checkpoint reuses its old segments instead, as a running deployment's does (docs/benchmarks.md).
+ */
+async function outboxDrained(databaseUrl: string, opts: { checkpoint?: boolean } = {}): Promise<number> {
   const started = performance.now();
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    if (args['no-drain']) return 0;
-    for (;;) {
+    let seconds = 0;
+    while (!args['no-drain']) {
       const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM ingest_batches WHERE written_at IS NULL');
-      const seconds = (performance.now() - started) / 1000;
-      if (rows[0]!.n === 0 || seconds > 600) return seconds;
+      seconds = (performance.now() - started) / 1000;
+      if (rows[0]!.n === 0 || seconds > 600) break;
       await new Promise((r) => setTimeout(r, 200));
     }
+    if (opts.checkpoint) await client.query('CHECKPOINT');
+    return seconds;
   } finally {
     await client.end();
   }
@@ -170,7 +183,7 @@ try {
   await load(baselineUrl, 'warm-up baseline');
   const baseline = await load(baselineUrl, 'baseline');
   await load(apiUrl, 'warm-up tally');
-  await outboxDrained(stack.env.DATABASE_URL!);
+  await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true });
   const cpuBefore = processTable();
   const tally = await load(apiUrl, 'tally');
   const cpuAfter = processTable();
@@ -185,7 +198,7 @@ try {
     { name: 'Temporal dev server', comm: /^temporal/ },
   ]);
   const tallySeconds = requests / tally.requestsPerSecond;
-  await outboxDrained(stack.env.DATABASE_URL!);
+  await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true });
   const half = Math.max(1, Math.floor(tally.requestsPerSecond / 2));
   const tallyHalf = await paced(apiUrl, 'tally half load', half);
   await outboxDrained(stack.env.DATABASE_URL!);

@@ -17,6 +17,8 @@ export interface PacedRun {
   countedFrom: Date;
   /** The slowest requests: when each was planned (ms from `countedFrom`) and how long it took. */
   slowest: { at: number; ms: number }[];
+  /** Every counted request in the order planned: when (ms from `countedFrom`) and how long it took. */
+  timeline: { at: number; ms: number }[];
 }
 
 export async function pacedLoad(opts: {
@@ -81,5 +83,6 @@ export async function pacedLoad(opts: {
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
   return { sent: opts.requests, ok: latencies.length, errors, seconds, countedFrom, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
-    slowest: timeline.sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
+    timeline: timeline.sort((a, b) => a.at - b.at),
+    slowest: [...timeline].sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
 }
