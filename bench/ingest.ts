@@ -2,6 +2,7 @@
 // (2) Tally's ingest with the whole stack up (API and worker as their own processes), both loaded
 // from this process over loopback with autocannon. Writes docs/benchmarks.md.
 //   npm run bench:ingest -- [--batch 500] [--requests 600] [--connections 16]
+// Diagnosis: BENCH_PROFILE=dir (CPU profiles), BENCH_TRACE=dir (half-load timelines), BENCH_KEEP=1 (keep logs).
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -217,7 +218,7 @@ try {
     '',
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
     `${requests} requests of ${batchSize} events (2 amount types each), ${connections} connections, loopback; latency at half of each one's maximum rate.`,
-    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), the API and the baseline with ${apiNodeFlags.join(' ')}, the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
+    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), the API and the baseline with ${apiNodeFlags.length > 0 ? apiNodeFlags.join(' ') : "V8's default heap settings"}, the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
@@ -243,5 +244,5 @@ try {
   for (const child of children) child.kill('SIGTERM');
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
   await stack.stop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  if (!process.env.BENCH_KEEP) fs.rmSync(dataDir, { recursive: true, force: true });
 }
