@@ -34,11 +34,22 @@ const { values: args } = parseArgs({
     'emulator-niceness': { type: 'string', default: '19' },
     // API processes (API_PROCESSES): one per core by default, as a deployment would size it.
     'api-processes': { type: 'string', default: String(os.cpus().length) },
+    // Rounds of baseline-then-Tally, interleaved; the figures are the rounds' medians. One short
+    // run of each moved by half between runs on this shared machine (docs/benchmarks.md).
+    rounds: { type: 'string', default: '3' },
   },
 });
 const batchSize = Number(args.batch);
 const requests = Number(args.requests);
 const connections = Number(args.connections);
+const rounds = Number(args.rounds);
+
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
 interface Run { eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number }
 
@@ -182,14 +193,8 @@ try {
 
   process.stderr.write(`Ingest benchmark: ${requests} requests of ${batchSize} events, ${connections} connections\n`);
   await load(baselineUrl, 'warm-up baseline');
-  const baseline = await load(baselineUrl, 'baseline');
   await load(apiUrl, 'warm-up tally');
-  await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true });
-  const cpuBefore = processTable();
-  const tally = await load(apiUrl, 'tally');
-  const cpuAfter = processTable();
-  const drainLag = await outboxDrained(stack.env.DATABASE_URL!);
-  const cpu = cpuByComponent(cpuBefore, cpuAfter, [
+  const components = [
     { name: 'load generator', pids: [process.pid] },
     { name: 'Tally API', pids: [api.pid!] },
     ...(worker ? [{ name: 'Tally worker (drainer)', pids: [worker.pid!] }] : []),
@@ -197,20 +202,51 @@ try {
     { name: 'Postgres', comm: /^postgres$/ },
     { name: 'BigQuery emulator', comm: /bqemulator|python/ },
     { name: 'Temporal dev server', comm: /^temporal/ },
-  ]);
-  const tallySeconds = requests / tally.requestsPerSecond;
-  await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true });
-  const half = Math.max(1, Math.floor(tally.requestsPerSecond / 2));
-  const tallyHalf = await paced(apiUrl, 'tally half load', half);
-  await outboxDrained(stack.env.DATABASE_URL!);
-  const baselineHalf = await paced(baselineUrl, 'baseline half load', Math.max(1, Math.floor(baseline.requestsPerSecond / 2)));
+  ];
+  const cpuSeconds = new Map<string, number>();
+  let tallySeconds = 0;
+  const drainLags: number[] = [];
+  const results: { baseline: Run; tally: Run; baselineHalf: Run; tallyHalf: Run }[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const baseline = await load(baselineUrl, `round ${round}: baseline`);
+    await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true });
+    const cpuBefore = processTable();
+    const tally = await load(apiUrl, `round ${round}: tally`);
+    const cpuAfter = processTable();
+    drainLags.push(await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true }));
+    for (const c of cpuByComponent(cpuBefore, cpuAfter, components)) cpuSeconds.set(c.name, (cpuSeconds.get(c.name) ?? 0) + c.seconds);
+    tallySeconds += requests / tally.requestsPerSecond;
+    const tallyHalf = await paced(apiUrl, `round ${round}: tally half load`, Math.max(1, Math.floor(tally.requestsPerSecond / 2)));
+    await outboxDrained(stack.env.DATABASE_URL!);
+    const baselineHalf = await paced(baselineUrl, `round ${round}: baseline half load`, Math.max(1, Math.floor(baseline.requestsPerSecond / 2)));
+    results.push({ baseline, tally, baselineHalf, tallyHalf });
+  }
+  const cpu = [...components.map((c) => c.name), 'other'].filter((name) => cpuSeconds.has(name)).map((name) => ({ name, seconds: cpuSeconds.get(name)! }));
+  const middle = (pick: (r: (typeof results)[number]) => number) => median(results.map(pick));
+  const baseline: Run = {
+    eventsPerSecond: middle((r) => r.baseline.eventsPerSecond), requestsPerSecond: middle((r) => r.baseline.requestsPerSecond),
+    p50: middle((r) => r.baseline.p50), p99: middle((r) => r.baseline.p99), errors: results.reduce((n, r) => n + r.baseline.errors, 0),
+  };
+  const tally: Run = {
+    eventsPerSecond: middle((r) => r.tally.eventsPerSecond), requestsPerSecond: middle((r) => r.tally.requestsPerSecond),
+    p50: middle((r) => r.tally.p50), p99: middle((r) => r.tally.p99), errors: results.reduce((n, r) => n + r.tally.errors, 0),
+  };
+  const halfOf = (runs: Run[]): Run => ({
+    eventsPerSecond: median(runs.map((r) => r.eventsPerSecond)), requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
+    p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), errors: runs.reduce((n, r) => n + r.errors, 0),
+  });
+  const baselineHalf = halfOf(results.map((r) => r.baselineHalf));
+  const tallyHalf = halfOf(results.map((r) => r.tallyHalf));
+  const drainLag = median(drainLags);
 
   const forwardOpts = { port: forwardPort, connections: 8, messages: requests, batch: batchSize, day: billingDayOf(Date.now()) };
   await forwardLoad({ ...forwardOpts, messages: Math.ceil(requests / 4), prefix: `fwd-warm-${randomBytes(4).toString('hex')}` });
   const forward = await forwardLoad({ ...forwardOpts, prefix: `fwd-${randomBytes(4).toString('hex')}` });
   process.stderr.write(`  forward: ${forward.messages - forward.errors}/${forward.messages} acked, ${Math.round(forward.eventsPerSecond)} events/s, p50 ${forward.p50} ms, p99 ${forward.p99} ms\n`);
 
-  const ratio = tally.eventsPerSecond / baseline.eventsPerSecond;
+  // Each round's ratio pairs two runs a few seconds apart; the median of those is the figure.
+  const ratios = results.map((r) => r.tally.eventsPerSecond / r.baseline.eventsPerSecond);
+  const ratio = median(ratios);
   const row = (name: string, max: Run, halfRun: Run) =>
     `| ${name} | ${Math.round(max.eventsPerSecond).toLocaleString('en-US')} | ${max.requestsPerSecond.toFixed(1)} | ${halfRun.p50} | ${halfRun.p99} | ${max.errors + halfRun.errors} |`;
   const section = [
@@ -218,6 +254,7 @@ try {
     '',
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
     `${requests} requests of ${batchSize} events (2 amount types each), ${connections} connections, loopback; latency at half of each one's maximum rate.`,
+    `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
     `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), the API and the baseline with ${apiNodeFlags.length > 0 ? apiNodeFlags.join(' ') : "V8's default heap settings"}, the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
@@ -226,16 +263,20 @@ try {
     row(args['no-drain'] ? 'Tally: durable ingest, no worker draining into the emulator' : 'Tally: durable ingest, whole stack up', tally, tallyHalf),
     `| Tally: Fluentd forward, msgpack Forward mode with acks, 8 senders (latency at full load) | ${Math.round(forward.eventsPerSecond).toLocaleString('en-US')} | ${(forward.eventsPerSecond / batchSize).toFixed(1)} | ${forward.p50} | ${forward.p99} | ${forward.errors} |`,
     '',
-    `Ratio Tally / baseline: **${ratio.toFixed(2)}**. Targets: ≥ 50,000 events/s, ratio ≥ 0.5, p99 ≤ 50 ms at half load.`,
+    `Ratio Tally / baseline: **${ratio.toFixed(2)}** (median of the rounds' ratios). Targets: ≥ 50,000 events/s, ratio ≥ 0.5, p99 ≤ 50 ms at half load.`,
     `Half load is open-loop at an even rate (bench/paced-load.ts), latency counted from each request's planned send time, after one second at that rate that is not counted.`,
     '',
-    `Where the CPU went during the Tally run at full speed (${tallySeconds.toFixed(1)} s; ${os.cpus().length} cores = ${(os.cpus().length * tallySeconds).toFixed(1)} CPU-seconds), from /proc:`,
+    '| round | baseline events/s | Tally events/s | ratio | baseline p99 ms at half load | Tally p99 ms at half load |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...results.map((r, i) => `| ${i + 1} | ${Math.round(r.baseline.eventsPerSecond).toLocaleString('en-US')} | ${Math.round(r.tally.eventsPerSecond).toLocaleString('en-US')} | ${ratios[i]!.toFixed(2)} | ${r.baselineHalf.p99} | ${r.tallyHalf.p99} |`),
+    '',
+    `Where the CPU went during the Tally runs at full speed (${rounds} runs, ${tallySeconds.toFixed(1)} s in all; ${os.cpus().length} cores = ${(os.cpus().length * tallySeconds).toFixed(1)} CPU-seconds), from /proc:`,
     '',
     '| component | CPU-seconds | cores busy |',
     '| --- | ---: | ---: |',
     ...cpu.map((c) => `| ${c.name} | ${c.seconds.toFixed(1)} | ${(c.seconds / tallySeconds).toFixed(2)} |`),
     '',
-    worker ? `The outbox was empty again ${drainLag.toFixed(1)} s after the last answer (the drain into the emulator lags the acknowledgements, by design).` : '',
+    worker ? `The outbox was empty again ${drainLag.toFixed(1)} s (median) after the last answer of a full-speed run (the drain into the emulator lags the acknowledgements, by design).` : '',
     '',
   ].join('\n');
   process.stderr.write(`\n${section}\n`);
