@@ -222,21 +222,15 @@ try {
     results.push({ baseline, tally, baselineHalf, tallyHalf });
   }
   const cpu = [...components.map((c) => c.name), 'other'].filter((name) => cpuSeconds.has(name)).map((name) => ({ name, seconds: cpuSeconds.get(name)! }));
-  const middle = (pick: (r: (typeof results)[number]) => number) => median(results.map(pick));
-  const baseline: Run = {
-    eventsPerSecond: middle((r) => r.baseline.eventsPerSecond), requestsPerSecond: middle((r) => r.baseline.requestsPerSecond),
-    p50: middle((r) => r.baseline.p50), p99: middle((r) => r.baseline.p99), errors: results.reduce((n, r) => n + r.baseline.errors, 0),
-  };
-  const tally: Run = {
-    eventsPerSecond: middle((r) => r.tally.eventsPerSecond), requestsPerSecond: middle((r) => r.tally.requestsPerSecond),
-    p50: middle((r) => r.tally.p50), p99: middle((r) => r.tally.p99), errors: results.reduce((n, r) => n + r.tally.errors, 0),
-  };
-  const halfOf = (runs: Run[]): Run => ({
+  // Each column's median over the rounds; errors are summed.
+  const medianRun = (runs: Run[]): Run => ({
     eventsPerSecond: median(runs.map((r) => r.eventsPerSecond)), requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
     p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), errors: runs.reduce((n, r) => n + r.errors, 0),
   });
-  const baselineHalf = halfOf(results.map((r) => r.baselineHalf));
-  const tallyHalf = halfOf(results.map((r) => r.tallyHalf));
+  const baseline = medianRun(results.map((r) => r.baseline));
+  const tally = medianRun(results.map((r) => r.tally));
+  const baselineHalf = medianRun(results.map((r) => r.baselineHalf));
+  const tallyHalf = medianRun(results.map((r) => r.tallyHalf));
   const drainLag = median(drainLags);
 
   const forwardOpts = { port: forwardPort, connections: 8, messages: requests, batch: batchSize, day: billingDayOf(Date.now()) };
