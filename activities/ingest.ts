@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { dayClosesAt, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents } from '../core/outbox-events.js';
+import { inTransaction } from '../db/pool.js';
 import type { AcceptedEvent } from '../core/usage-event.js';
 import type { RawEventStore } from './raw-events.js';
 
@@ -60,9 +61,7 @@ async function recordWritten(client: pg.PoolClient, batches: { events: AcceptedE
 export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventStore; closeDelayHours: number }) {
   /** Takes waiting batches (skipping those another drainer holds), writes them, marks them written. */
   async function drainOnce(writtenBy: string): Promise<DrainResult> {
-    const client = await deps.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(deps.db, async (client) => {
       const { rows: stored } = await client.query<{ batch_id: string; events: AcceptedEvent[] | null; events_gzip: Buffer | null; received_at: Date }>(
         `SELECT batch_id, events, events_gzip, received_at FROM ingest_batches
          WHERE written_at IS NULL ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
@@ -78,14 +77,8 @@ export function createIngestActivities(deps: { db: pg.Pool; rawEvents: RawEventS
         ]);
         await recordWritten(client, rows, deps.closeDelayHours);
       }
-      await client.query('COMMIT');
       return { batches: rows.length, events: rows.reduce((n, r) => n + r.events.length, 0), rows: written };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   return {
