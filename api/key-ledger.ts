@@ -18,18 +18,17 @@ const UNIQUE_VIOLATION = '23505';
 /** Keys in the earlier weeks of the window ($5 ≤ week < $6) that the batch names. */
 const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week >= $5 AND claim_week < $6 AND event_key = ANY($2::text[])`;
 
+/** The batch's keys with their payload hashes (hex), and the insert that claims each in every week of $1. */
+const INPUT = `input AS (SELECT k, h FROM unnest($2::text[], $3::text[]) AS c(k, h))`;
+const INSERT_CLAIMS = `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
+         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w`;
+
 /** The usual case: every key is new this week. Fails with a unique violation otherwise. */
-const CLAIM_NEW_KEYS = `WITH claimed AS (
-         INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, unnest($2::text[], $3::text[]) AS c(k, h) ORDER BY k COLLATE "C", w)
+const CLAIM_NEW_KEYS = `WITH ${INPUT}, claimed AS (${INSERT_CLAIMS})
      ${EARLIER_WEEKS}`;
 
 /** Any batch: claims the keys that are free, and answers the ones claimed before. */
-const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::text[]) AS c(k, h)),
-       claimed AS (
-         INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w
-         ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING event_key)
+const CLAIM_KEYS = `WITH ${INPUT}, claimed AS (${INSERT_CLAIMS} ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING event_key)
      SELECT k AS event_key FROM input
      WHERE k NOT IN (SELECT event_key FROM claimed GROUP BY event_key HAVING count(*) = cardinality($1::date[]))
      UNION
