@@ -105,7 +105,7 @@ async function load(url: string, label: string): Promise<Run> {
 async function paced(url: string, label: string, rate: number): Promise<Run> {
   const run = await pacedLoad({
     url: `${url}/v1/events`, headers: { 'content-type': 'application/json', authorization },
-    bodies: bodies(`${label}-${randomBytes(4).toString("hex")}`, requests + rate), rate, requests, connections,
+    bodies: bodies(`${label}-${randomBytes(4).toString('hex')}`, requests + rate), rate, requests, connections,
     warmup: rate, // one second at the same rate, not counted
   });
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
@@ -118,15 +118,11 @@ async function paced(url: string, label: string, rate: number): Promise<Run> {
   return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors };
 }
 
-/** The node flags of package.json's `api` script (its young generation); the baseline server gets them too, to compare alike. */
-const apiNodeFlags = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
-  .scripts.api!.split(/\s+/).filter((word) => word.startsWith('--'));
-
-function startChild(name: string, script: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = []): ChildProcess {
+function startChild(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
   const log = fs.openSync(path.join(logDir, `${name}.log`), 'a');
   // BENCH_PROFILE=dir: each process writes a CPU profile there (open it in Chrome DevTools).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
-  return spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), [...nodeFlags, ...profile, script], {
+  return spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), [...profile, script], {
     cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', log, log],
   });
 }
@@ -174,11 +170,11 @@ try {
   const env = { ...stack.env, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
   const baselinePort = await freePort();
   const apiPort = await freePort();
-  const baselineServer = startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs'), apiNodeFlags);
+  const baselineServer = startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs'));
   const worker = args['no-drain'] ? undefined : startChild('worker', 'workers/main.ts', env, path.join(dataDir, 'logs'));
   children.push(baselineServer, ...(worker ? [worker] : []));
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
-  const api = startChild('api', 'api/main.ts', { ...env, API_PORT: String(apiPort), API_PROCESSES: args['api-processes'] }, path.join(dataDir, 'logs'), apiNodeFlags);
+  const api = startChild('api', 'api/main.ts', { ...env, API_PORT: String(apiPort), API_PROCESSES: args['api-processes'] }, path.join(dataDir, 'logs'));
   children.push(api);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await waitForHttp(`${apiUrl}/healthz`);
@@ -249,7 +245,7 @@ try {
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
     `${requests} requests of ${batchSize} events (2 amount types each), ${connections} connections, loopback; latency at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
-    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), the API and the baseline with ${apiNodeFlags.length > 0 ? apiNodeFlags.join(' ') : "V8's default heap settings"}, the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
+    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
