@@ -5,6 +5,7 @@ import { ingestEvents, type CrashPoint } from '../api/ingest.js';
 import { claimWeek } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
+import type { AcceptedEvent } from '../core/usage-event.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // The dedupe window and the ingest protocol's crash points, on the real Postgres and Temporal.
@@ -74,18 +75,23 @@ describe('the key ledger', () => {
   });
 });
 
+/** Stores an outbox row as the API writes it (gzip) or as rows from before migration 014 hold it (json); answers its batch id. */
+async function storeOutboxRow(events: AcceptedEvent[], form: 'json' | 'gzip', writtenDaysAgo: number | null = null, receivedDaysAgo = 0): Promise<string> {
+  return (await tally.db.query<{ id: string }>(
+    `INSERT INTO ingest_batches (batch_id, events, events_gzip, event_count, received_at, written_at)
+     VALUES (gen_random_uuid(), $1, $2, $3, now() - make_interval(days => $4), CASE WHEN $5::int IS NULL THEN NULL ELSE now() - make_interval(days => $5::int) END)
+     RETURNING batch_id AS id`,
+    [form === 'json' ? JSON.stringify(events) : null, form === 'gzip' ? encodeOutboxEvents(events) : null, events.length, receivedDaysAgo, writtenDaysAgo],
+  )).rows[0]!.id;
+}
+
 describe('the outbox retention', () => {
   it('drops the events of written batches after the retention, their records after the window, and never a waiting batch', async () => {
     const today = billingDayOf(Date.now());
     const batch = async (name: string, writtenDaysAgo: number | null, form: 'json' | 'gzip' = 'json') => {
       // A real event: the test queue's drainer may take the waiting one at any moment, and must be able to write it.
-      const events = [{ key: `${run}-outbox-${name}`, instanceId: `inst-${run}`, occurredAt: `${today}T00:00:00.000Z`, day: today as BillingDay, amounts: { samples: 1 }, metadata: {} }];
-      return (await tally.db.query<{ id: string }>(
-        `INSERT INTO ingest_batches (batch_id, events, events_gzip, event_count, received_at, written_at)
-         VALUES (gen_random_uuid(), $1, $2, 1, now() - make_interval(days => $3), CASE WHEN $4::int IS NULL THEN NULL ELSE now() - make_interval(days => $4::int) END)
-         RETURNING batch_id AS id`,
-        [form === 'json' ? JSON.stringify(events) : null, form === 'gzip' ? encodeOutboxEvents(events) : null, (writtenDaysAgo ?? 0) + 1, writtenDaysAgo],
-      )).rows[0]!.id;
+      const events = [{ key: `${run}-outbox-${name}`, instanceId: `inst-${run}`, occurredAt: `${today}T00:00:00.000Z`, day: today, amounts: { samples: 1 }, metadata: {} }];
+      return storeOutboxRow(events, form, writtenDaysAgo, (writtenDaysAgo ?? 0) + 1);
     };
     const fresh = await batch('fresh', 1);
     const old = await batch('old', 8);
@@ -114,10 +120,7 @@ describe('outbox rows of both forms', () => {
     const ids: string[] = [];
     for (const form of ['json', 'gzip'] as const) {
       const events = [{ key: `${run}-form-${form}`, instanceId: `inst-${run}`, occurredAt: `${today}T02:00:00.000Z`, day: today, amounts: { samples: 3 }, metadata: {} }];
-      ids.push((await tally.db.query<{ id: string }>(
-        'INSERT INTO ingest_batches (batch_id, events, events_gzip, event_count) VALUES (gen_random_uuid(), $1, $2, 1) RETURNING batch_id AS id',
-        [form === 'json' ? JSON.stringify(events) : null, form === 'gzip' ? encodeOutboxEvents(events) : null],
-      )).rows[0]!.id);
+      ids.push(await storeOutboxRow(events, form));
     }
     for (const id of ids) await tally.batchWritten(id);
     expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-json`)).toBe(1);
