@@ -51,10 +51,13 @@ RUN grep -E '^(bqemulator|duckdb|duckdb-extension-spatial|numpy)([=<>!~ ;]|$)' /
  && test "$(wc -l < /tmp/emulator-requirements.txt)" -eq 4 \
  && pip install -r /tmp/emulator-requirements.txt
 COPY docker/bigquery-emulator/place-spatial-extension.py /usr/local/lib/tally/place-spatial-extension.py
+# The emulator without its automatic time-travel copies of whole tables (the file says why).
+COPY devstack/bqemulator-start.py /usr/local/lib/tally/bqemulator-start.py
+ENV BQEMU_TIME_TRAVEL_RETENTION_DAYS=0
 # DuckDB looks for extensions under $HOME: the same HOME when placing spatial and when serving.
 ENV HOME=/home/bqemulator
 USER bqemulator
 RUN python /usr/local/lib/tally/place-spatial-extension.py
 WORKDIR /data
 EXPOSE 9050 9060
-CMD ["bqemulator", "start", "--rest-host", "0.0.0.0", "--rest-port", "9050", "--grpc-host", "0.0.0.0", "--grpc-port", "9060", "--project", "tally-local", "--persistent", "--data-dir", "/data"]
+CMD ["python", "/usr/local/lib/tally/bqemulator-start.py", "start", "--rest-host", "0.0.0.0", "--rest-port", "9050", "--grpc-host", "0.0.0.0", "--grpc-port", "9060", "--project", "tally-local", "--persistent", "--data-dir", "/data"]

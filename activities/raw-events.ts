@@ -91,9 +91,8 @@ export class RawEventStore {
 
   /**
    * Streams several outbox batches in as few requests as BigQuery takes: up to
-   * INSERT_MAX_ROWS rows and about INSERT_MAX_BYTES each. Every write to the table costs a
-   * request and, in the local emulator, a copy of the whole table (its time-travel snapshot), so
-   * a drain pass sends its batches together rather than 500 rows at a time.
+   * INSERT_MAX_ROWS rows and about INSERT_MAX_BYTES each: every write to the table costs a
+   * request, so a drain pass sends its batches together rather than 500 rows at a time.
    */
   async insertBatches(batches: readonly { events: readonly AcceptedEvent[]; batchId: string; receivedAt: string }[]): Promise<number> {
     const table = this.bigquery.dataset(this.datasetId).table(this.tableId);

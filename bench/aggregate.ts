@@ -29,7 +29,7 @@ import { writeBenchmarkSection } from './results.js';
 const { values: args } = parseArgs({ options: { events: { type: 'string', default: '10000000' }, customers: { type: 'string', default: '1000' }, farm: { type: 'boolean', default: false } } });
 const rows = Number(args.events);
 const customers = Number(args.customers);
-/** Rows per DML job: each job moves the progress bar (and makes the emulator copy the table into a time-travel snapshot). */
+/** Rows per DML job: each job moves the progress bar. */
 const LOAD_CHUNK_ROWS = 2_000_000;
 
 /**

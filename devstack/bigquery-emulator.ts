@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startProcess, waitForPort, type ManagedProcess } from './process.js';
-import { bqEmulator, bqEmulatorHome } from './tools.js';
+import { bqEmulatorHome, bqEmulatorStart, venvPython } from './tools.js';
 
 export interface BigQueryEmulator {
   apiEndpoint: string;
@@ -21,6 +21,7 @@ export async function startBigQueryEmulator(opts: {
 }): Promise<BigQueryEmulator> {
   const logFile = path.join(opts.logDir, 'bigquery-emulator.log');
   const args = [
+    bqEmulatorStart,
     'start',
     '--rest-host', '127.0.0.1', '--rest-port', String(opts.port),
     '--grpc-host', '127.0.0.1', '--grpc-port', String(opts.grpcPort),
@@ -30,11 +31,12 @@ export async function startBigQueryEmulator(opts: {
     ...(opts.dataDir ? ['--persistent', '--data-dir', opts.dataDir] : ['--ephemeral']),
   ];
   // HOME is the emulator's own: DuckDB finds the spatial extension bootstrap placed there and downloads nothing.
-  // BQEMU_TIME_TRAVEL_RETENTION_DAYS=0: the emulator copies the whole table after every write for
-  // time travel, which Tally never uses, and keeps the copies for 7 days by default: memory and
-  // disk grew by a table's size per streaming insert. At 0 its GC drops each copy within a minute.
+  // BQEMU_TIME_TRAVEL_RETENTION_DAYS=0: time travel, which Tally never uses, is off. The emulator
+  // copied the whole table after every write for it (and kept the copies 7 days by default), so
+  // every streaming insert cost a pass over the table; `bqemulator-start.py` skips those copies
+  // when the retention is 0 (docs/benchmarks.md has what they cost).
   // Its working folder is its HOME too: DuckDB spills to `.tmp` there, not into the project.
-  const proc = startProcess('bigquery emulator', bqEmulator, args, {
+  const proc = startProcess('bigquery emulator', venvPython, args, {
     logFile,
     cwd: bqEmulatorHome,
     env: { ...process.env, HOME: bqEmulatorHome, BQEMU_TIME_TRAVEL_RETENTION_DAYS: '0' },

@@ -118,6 +118,16 @@ function copySources(dockerfile: string): string[] {
   });
 }
 
+/** The build-context file a single-source COPY puts at `destination` in the image, if one does. */
+function copiedTo(dockerfile: string, destination: string): string | undefined {
+  for (const { keyword, args } of instructions(dockerfile)) {
+    if (keyword !== 'COPY' || /--from=/.test(args)) continue;
+    const operands = args.startsWith('[') ? (JSON.parse(args) as string[]) : args.split(/\s+/).filter((a) => !a.startsWith('--'));
+    if (operands.length === 2 && operands[1] === destination) return operands[0];
+  }
+  return undefined;
+}
+
 // ---- the checks ------------------------------------------------------------------------------------
 
 type Check = (stack: Stack) => string[];
@@ -159,7 +169,13 @@ const commandScriptsExist: Check = (stack) => {
     [...words(s.entrypoint), ...words(s.command)].flatMap((word) => {
       if (!/\.(ts|sh|py)$/.test(word)) return [];
       const mount = bindMounts(s).find(({ target }) => word.startsWith(`${target}/`));
-      const host = mount ? repoPath(mount.source, word.slice(mount.target.length + 1)) : s.build ? repoPath(word) : undefined;
+      const build = buildOf(s);
+      // An absolute path in a built image is where a COPY of its Dockerfile put a file of the repo.
+      const copied = build && word.startsWith('/') ? copiedTo(stack.read(repoPath(build.context, build.dockerfile)) ?? '', word) : undefined;
+      if (!mount && build && word.startsWith('/') && copied === undefined) return [`${name}: runs ${word}, which no COPY of its Dockerfile puts there`];
+      const host = mount
+        ? repoPath(mount.source, word.slice(mount.target.length + 1))
+        : build ? repoPath(build.context, copied ?? word) : undefined;
       return host === undefined || stack.exists(host) ? [] : [`${name}: runs ${word}, but ${host} does not exist`];
     }),
   );
@@ -251,6 +267,7 @@ describe('each check fails on the mistake it guards against', () => {
     { name: 'depends_on an undefined service', check: dependenciesAreServices, broken: () => withCompose(stack, (s) => { s.api!.depends_on = ['ghost']; }), expected: /ghost/ },
     { name: 'a COPY of a missing folder', check: copySourcesExist, broken: () => withFile(stack, 'Dockerfile', `${dockerfile}\nCOPY no-such-folder ./no-such-folder\n`), expected: /COPY no-such-folder/ },
     { name: 'a command running a missing script', check: commandScriptsExist, broken: () => withCompose(stack, (s) => { s.api!.command = ['npx', 'tsx', 'api/missing.ts']; }), expected: /api\/missing\.ts/ },
+    { name: 'a command running an image path nothing copies', check: commandScriptsExist, broken: () => withCompose(stack, (s) => { s['bigquery-emulator']!.command = ['python', '/usr/local/lib/tally/missing.py']; }), expected: /missing\.py, which no COPY/ },
     { name: 'a one-shot script missing from its bind mount', check: commandScriptsExist, broken: () => withCompose(stack, (s) => { s['temporal-schema']!.command = ['/tally/temporal/missing.sh']; }), expected: /docker\/temporal\/missing\.sh/ },
     { name: 'the auto-setup image', check: noDeprecatedAutoSetup, broken: () => withCompose(stack, (s) => { s.temporal!.image = 'temporalio/auto-setup:1.29.1'; }), expected: /deprecated/ },
     { name: 'a server that does not wait for the schema', check: temporalServerAfterSchemaJob, broken: () => withCompose(stack, (s) => { s.temporal!.depends_on = ['postgresql']; }), expected: /does not wait/ },

@@ -1,5 +1,14 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BigQuery } from '@google-cloud/bigquery';
 import { describe, expect, it } from 'vitest';
-import { insertRefusal } from '../activities/raw-events.js';
+import { insertRefusal, RawEventStore } from '../activities/raw-events.js';
+import type { BillingDay } from '../core/billing-day.js';
+import type { AcceptedEvent } from '../core/usage-event.js';
+import { startBigQueryEmulator } from '../devstack/bigquery-emulator.js';
+import { freePort } from '../devstack/process.js';
+import { projectRoot, venvPython } from '../devstack/tools.js';
 
 // The local emulator never answers a partial failure (it takes rows missing a required field, and
 // fails the whole request on a wrong type), so the answer BigQuery documents for one is read here.
@@ -18,5 +27,38 @@ describe('insertRefusal', () => {
 
   it('still refuses when the errors carry no reason', () => {
     expect(insertRefusal({ insertErrors: [{ index: 0 }] }, rows)?.message).toBe('BigQuery refused 1 of 2 rows; row a:container-seconds: no reason given');
+  });
+});
+
+// The local stack starts the emulator through devstack/bqemulator-start.py, which skips the copy of
+// the whole table that bqemulator otherwise makes after every write (for time travel, off here).
+describe('the local BigQuery emulator', () => {
+  it('keeps no copy of the table per streaming insert, and keeps the rows', { timeout: 120_000 }, async () => {
+    fs.mkdirSync(path.join(projectRoot, '.data'), { recursive: true });
+    const dir = fs.mkdtempSync(path.join(projectRoot, '.data', 'emulator-copies-'));
+    const dataDir = path.join(dir, 'data');
+    fs.mkdirSync(dataDir);
+    try {
+      const emulator = await startBigQueryEmulator({ port: await freePort(), grpcPort: await freePort(), projectId: 'copies', dataDir, logDir: dir });
+      try {
+        const store = new RawEventStore(new BigQuery({ projectId: 'copies', apiEndpoint: emulator.apiEndpoint }), 'raw', 'events');
+        await store.ensureTable();
+        const day = '2026-11-20' as BillingDay;
+        const event = (key: string) => ({ key, instanceId: 'org-copies', occurredAt: `${day}T10:00:00Z`, day, amounts: { 'container-seconds': 5 }, metadata: {} }) as unknown as AcceptedEvent;
+        await store.insert([event('copies-1'), event('copies-2')], 'batch-1', `${day}T10:00:01Z`);
+        await store.insert([event('copies-3')], 'batch-2', `${day}T10:00:02Z`);
+        expect(await store.countRows(day)).toEqual({ rows: 3, distinctInsertIds: 3 });
+      } finally {
+        await emulator.process.stop();
+      }
+      // The emulator's own DuckDB file, read once it has stopped: its time-travel copies live in a schema of their own.
+      const count = (schema: string) =>
+        Number(
+          execFileSync(venvPython, ['-c', `import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute("select count(*) from information_schema.tables where table_schema = ?", [sys.argv[2]]).fetchone()[0])`, path.join(dataDir, 'bqemulator.duckdb'), schema], { encoding: 'utf8' }).trim(),
+        );
+      expect(count('_bqemulator_snapshots')).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
