@@ -41,6 +41,11 @@ export const ConfigSchema = Type.Object({
   FORWARD_HOST: Type.String({ default: '127.0.0.1' }),
   FORWARD_PORT: Type.Integer({ default: 24225, minimum: 0, maximum: 65535 }),
   WORKER_METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535 }),
+  /**
+   * The worker process's niceness. Its work (draining the outbox, aggregating, uploading) waits
+   * for no client, so on a host it shares with the API it gives way to the ingest path.
+   */
+  WORKER_NICENESS: Type.Integer({ default: 10, minimum: 0, maximum: 19 }),
 
   /** `amount-type=ZUORA_UOM` pairs: the amount types Tally accepts and the Zuora unit each bills as. */
   AMOUNT_TYPES: Type.String({
