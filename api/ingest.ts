@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
-import { claimKeys } from './key-ledger.js';
+import { beginAndClaimKeys } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
 import { encodeOutboxEvents } from '../core/outbox-events.js';
 import { isPostgresUnavailable } from '../db/pool.js';
@@ -82,8 +82,7 @@ export async function ingestEvents(
   }
   let accepted: AcceptedEvent[] = [];
   try {
-    await client.query('BEGIN');
-    const claims = await claimKeys(client, batchId, candidates.map((c) => ({ key: c.event.key, hash: c.hash })), {
+    const claims = await beginAndClaimKeys(client, batchId, candidates.map((c) => ({ key: c.event.key, hash: c.hash })), {
       now,
       windowDays: deps.rules.backdatingWindowDays,
     });

@@ -35,19 +35,19 @@ const CLAIM_KEYS = `WITH ${INPUT}, claimed AS (${INSERT_CLAIMS} ON CONFLICT (cla
      ${EARLIER_WEEKS}`;
 
 /**
- * Claims event keys inside the caller's transaction, which must have just begun (the claim is its
- * first statement). A key is `accepted` when no earlier claim exists within the dedupe window;
+ * Begins a transaction on the client and claims the event keys as its first statement; the caller
+ * goes on in that transaction and ends it. A key is `accepted` when no earlier claim exists within the dedupe window;
  * otherwise the stored payload hash tells `duplicate` from `conflict`. The window: the current
  * claim week(s) through unique indexes (a concurrent claim waits for the other transaction to
  * end), and the earlier weeks kept through a lookup (their writers finished long ago).
  *
  * A producer's batch is new keys, so the claim first tries a plain insert, which costs Postgres
  * about 40 % less than `ON CONFLICT DO NOTHING` (docs/benchmarks.md). If any key is already
- * claimed this week the insert fails as a whole; the transaction then holds nothing else, so it
- * is rolled back and begun again, and the keys are claimed with `ON CONFLICT`, which answers the
- * taken ones.
+ * claimed this week the insert fails as a whole; the transaction holds nothing else (this function
+ * began it), so it is rolled back and begun again, and the keys are claimed with `ON CONFLICT`,
+ * which answers the taken ones.
  */
-export async function claimKeys(
+export async function beginAndClaimKeys(
   client: pg.PoolClient,
   batchId: string,
   keys: readonly { key: string; /** SHA-256 of the payload, hex */ hash: string }[],
@@ -59,6 +59,7 @@ export async function claimKeys(
   // Each statement is prepared once per connection and answers only the keys that are not new
   // (claimed before in these weeks, or found in an earlier week of the window): usually none.
   let rows: { event_key: string }[];
+  await client.query('BEGIN');
   try {
     ({ rows } = await client.query<{ event_key: string }>({ name: 'tally-claim-new-keys', text: CLAIM_NEW_KEYS, values }));
   } catch (err) {
