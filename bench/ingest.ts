@@ -132,29 +132,24 @@ function startChild(name: string, script: string, env: Record<string, string>, l
   });
 }
 
-/**
- * Seconds until the outbox holds no waiting batch: how far the drain into BigQuery lags the last
- * answer. With `checkpoint`, then a CHECKPOINT: the benchmark's Postgres is a fresh cluster, which
- * writes every 16 MB of WAL into a new segment file full of zeros; a cluster that has run through
- * a checkpoint reuses its old segments instead, as a running deployment's does (docs/benchmarks.md).
- */
-async function outboxDrained(databaseUrl: string, opts: { checkpoint?: boolean } = {}): Promise<number> {
+/** Seconds until the outbox holds no waiting batch: how far the drain into BigQuery lags the last answer. */
+async function outboxDrained(db: pg.Client): Promise<number> {
   const started = performance.now();
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    let seconds = 0;
-    while (!args['no-drain']) {
-      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM ingest_batches WHERE written_at IS NULL');
-      seconds = (performance.now() - started) / 1000;
-      if (rows[0]!.n === 0 || seconds > 600) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    if (opts.checkpoint) await client.query('CHECKPOINT');
-    return seconds;
-  } finally {
-    await client.end();
+  for (;;) {
+    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM ingest_batches WHERE written_at IS NULL');
+    const seconds = (performance.now() - started) / 1000;
+    if (args['no-drain'] || rows[0]!.n === 0 || seconds > 600) return seconds;
+    await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * The benchmark's Postgres is a fresh cluster, which writes every 16 MB of WAL into a new segment
+ * file full of zeros; after a checkpoint it reuses its old segments instead, as a running
+ * deployment's does (docs/benchmarks.md). Run before each measured Tally phase.
+ */
+async function checkpoint(db: pg.Client): Promise<void> {
+  await db.query('CHECKPOINT');
 }
 
 async function waitForHttp(url: string): Promise<void> {
@@ -169,7 +164,10 @@ const dataDir = path.join(projectRoot, '.data', `bench-${process.pid}`);
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
 const children: ChildProcess[] = [];
 const stack = await startLocalStack({ dataDir, persistent: false, ports: 'free', emulatorNiceness: Number(args['emulator-niceness']) });
+// One connection for the benchmark's own questions to Postgres (the outbox, checkpoints).
+const db = new pg.Client({ connectionString: stack.env.DATABASE_URL });
 try {
+  await db.connect();
   const forwardPort = await freePort();
   const adminToken = `bench-${randomBytes(12).toString('hex')}`;
   const env = { ...stack.env, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
@@ -210,15 +208,17 @@ try {
   const results: { baseline: Run; tally: Run; baselineHalf: Run; tallyHalf: Run }[] = [];
   for (let round = 1; round <= rounds; round++) {
     const baseline = await load(baselineUrl, `round ${round}: baseline`);
-    await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true });
+    await outboxDrained(db);
+    await checkpoint(db);
     const cpuBefore = processTable();
     const tally = await load(apiUrl, `round ${round}: tally`);
     const cpuAfter = processTable();
-    drainLags.push(await outboxDrained(stack.env.DATABASE_URL!, { checkpoint: true }));
+    drainLags.push(await outboxDrained(db));
+    await checkpoint(db);
     for (const c of cpuByComponent(cpuBefore, cpuAfter, components)) cpuSeconds.set(c.name, (cpuSeconds.get(c.name) ?? 0) + c.seconds);
     tallySeconds += requests / tally.requestsPerSecond;
     const tallyHalf = await paced(apiUrl, `round ${round}: tally half load`, Math.max(1, Math.floor(tally.requestsPerSecond / 2)));
-    await outboxDrained(stack.env.DATABASE_URL!);
+    await outboxDrained(db);
     const baselineHalf = await paced(baselineUrl, `round ${round}: baseline half load`, Math.max(1, Math.floor(baseline.requestsPerSecond / 2)));
     results.push({ baseline, tally, baselineHalf, tallyHalf });
   }
@@ -277,6 +277,7 @@ try {
   process.stderr.write(`\n${section}\n`);
   writeBenchmarkSection(args['no-drain'] ? 'Ingest without the drain' : 'Ingest', section);
 } finally {
+  await db.end().catch(() => undefined);
   for (const child of children) child.kill('SIGTERM');
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
   await stack.stop();
