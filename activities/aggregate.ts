@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { addDays, dayClosesAt, lastClosableDay, type BillingDay } from '../core/billing-day.js';
+import { inTransaction } from '../db/pool.js';
 import type { DailyUsageLine, RawEventStore } from './raw-events.js';
 
 /** What asked for the recompute: it becomes the reason of any restatement it makes. */
@@ -58,9 +59,7 @@ export function createAggregateActivities(deps: { db: pg.Pool; rawEvents: RawEve
       const fresh = scan ? await deps.rawEvents.dailyUsage(day, filtered ? marks.map((m) => m.internal_instance_id) : undefined) : [];
       const customers = filtered ? marks.map((m) => m.internal_instance_id) : null; // null: all of them
 
-      const client = await deps.db.connect();
-      try {
-        await client.query('BEGIN');
+      const { upserts, removals, closesNow, restated } = await inTransaction(deps.db, async (client) => {
         const storedRows = (await client.query<StoredLine>(
           `SELECT internal_instance_id, amount_type, total, event_count, key_checksum FROM usage_daily
            WHERE billing_day = $1 AND ($2::text[] IS NULL OR internal_instance_id = ANY($2)) FOR UPDATE`,
@@ -105,19 +104,14 @@ export function createAggregateActivities(deps: { db: pg.Pool; rawEvents: RawEve
             [day, marks.map((m) => m.internal_instance_id), marks.map((m) => m.generation)],
           );
         }
-        await client.query('COMMIT');
-        const lines = (await deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM usage_daily WHERE billing_day = $1', [day])).rows[0]!.n;
-        return {
-          lines, changed: upserts.length, removed: removals.length, scanned: scan,
-          customers: customers?.length ?? new Set(fresh.map((l) => l.internalInstanceId)).size,
-          closedDay: closesNow, restated,
-        };
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        return { upserts, removals, closesNow, restated };
+      });
+      const lines = (await deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM usage_daily WHERE billing_day = $1', [day])).rows[0]!.n;
+      return {
+        lines, changed: upserts.length, removed: removals.length, scanned: scan,
+        customers: customers?.length ?? new Set(fresh.map((l) => l.internalInstanceId)).size,
+        closedDay: closesNow, restated,
+      };
     },
 
     /**

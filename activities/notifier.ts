@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type pg from 'pg';
+import { inTransaction } from '../db/pool.js';
 
 export interface NotifierSettings {
   /** Where webhooks go; empty sends none. */
@@ -78,17 +79,13 @@ export class Notifier {
 
   /** The outbox row and the mark commit together, so the outbox holds each email exactly once. */
   private async sendEmail(key: string): Promise<ChannelOutcome> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.db, async (client) => {
       const row = (await client.query<{ org_id: string; email_status: string; payload: { email: Notice['email'] | null } }>(
         'SELECT org_id, email_status, payload FROM trial_notifications WHERE idempotency_key = $1 FOR UPDATE', [key],
       )).rows[0];
       const email = row?.payload.email;
-      if (!row || row.email_status !== 'pending' || !email) {
-        await client.query('ROLLBACK');
-        return row?.email_status === 'sent' ? 'already-sent' : 'none';
-      }
+      // Nothing written: the commit only lets go of the row.
+      if (!row || row.email_status !== 'pending' || !email) return row?.email_status === 'sent' ? 'already-sent' : 'none';
       if (this.smtp && email.to) {
         // A crash between SMTP's answer and the commit resends; the Message-ID lets mail systems drop the copy.
         await this.smtp.sendMail({ from: this.settings.emailFrom, to: email.to, subject: email.subject, text: email.body, messageId: `<${key}@tally>` });
@@ -99,14 +96,8 @@ export class Notifier {
         [key, row.org_id, email.to, email.subject, email.body, this.smtp && email.to ? 'smtp' : 'outbox'],
       );
       await client.query("UPDATE trial_notifications SET email_status = 'sent' WHERE idempotency_key = $1", [key]);
-      await client.query('COMMIT');
-      return 'sent';
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+      return 'sent' as const;
+    });
   }
 
   /**

@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type pg from 'pg';
+import { inTransaction } from '../db/pool.js';
 import type { ZuoraClient } from './zuora-client.js';
 import type { Config } from '../core/config.js';
 import { OrgIdKey } from '../workflows/search-attributes.js';
@@ -125,17 +126,15 @@ export function createTrialActivities(deps: { db: pg.Pool; trials: TrialSettings
      * sandbox has no payment-method route yet, so the method lives in Tally's DB only.
      */
     async convertOrganisation(input: { orgId: string; paymentMethod: { id: string; type: string; last4?: string; expiry?: string }; addedBy: string }): Promise<void> {
-      const client = await deps.db.connect();
-      try {
-        const pm = input.paymentMethod;
-        // Zuora first: the key makes a retry add the method once, and the organisation is only
-        // marked paid once its account can be charged.
-        const account = (await client.query<{ zuora_account_number: string | null }>('SELECT zuora_account_number FROM organisations WHERE id = $1', [input.orgId])).rows[0];
-        if (!account) throw orgNotFound(input.orgId);
-        if (account.zuora_account_number) {
-          await deps.zuora.addPaymentMethod(account.zuora_account_number, { type: pm.type }, `tally-pm-${input.orgId}-${pm.id}`);
-        }
-        await client.query('BEGIN');
+      const pm = input.paymentMethod;
+      // Zuora first: the key makes a retry add the method once, and the organisation is only
+      // marked paid once its account can be charged.
+      const account = (await deps.db.query<{ zuora_account_number: string | null }>('SELECT zuora_account_number FROM organisations WHERE id = $1', [input.orgId])).rows[0];
+      if (!account) throw orgNotFound(input.orgId);
+      if (account.zuora_account_number) {
+        await deps.zuora.addPaymentMethod(account.zuora_account_number, { type: pm.type }, `tally-pm-${input.orgId}-${pm.id}`);
+      }
+      await inTransaction(deps.db, async (client) => {
         const res = await client.query("UPDATE organisations SET status = 'paid', status_changed_at = now() WHERE id = $1", [input.orgId]);
         if (res.rowCount === 0) throw orgNotFound(input.orgId);
         await client.query(
@@ -143,13 +142,7 @@ export function createTrialActivities(deps: { db: pg.Pool; trials: TrialSettings
            ON CONFLICT (id) DO NOTHING`,
           [pm.id, input.orgId, pm.type, pm.last4 ?? null, pm.expiry ?? null, input.addedBy],
         );
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /** Once per (organisation, kind, trial end), however often it is retried. */
