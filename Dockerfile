@@ -36,7 +36,7 @@ COPY zuora-sandbox ./zuora-sandbox
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000 8070 9464
-CMD ["npx", "tsx", "api/main.ts"]
+CMD ["node", "--import", "tsx", "api/main.ts"]
 
 # ---- bigquery-emulator: bqemulator + DuckDB with its spatial extension placed offline ---------
 FROM ${PYTHON_IMAGE} AS bigquery-emulator
