@@ -7,7 +7,7 @@ import { freePort } from '../devstack/process.js';
 import { childrenOf, processTable } from '../devstack/process-table.js';
 import { projectRoot } from '../devstack/tools.js';
 import { eventually } from './support/eventually.js';
-import { startTestTally, type TestTally } from './support/stack.js';
+import { apiProcessEnv, startTestTally, type TestTally } from './support/stack.js';
 
 // API_PROCESSES=2: the API as its own process tree, as `npm start` or a deployment runs it. Both
 // processes serve the port, a scrape of /metrics on either sees the sum of both, and SIGTERM
@@ -32,20 +32,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   api = spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), ['api/main.ts'], {
     cwd: projectRoot,
-    env: {
-      ...process.env,
-      DATABASE_URL: tally.config.DATABASE_URL,
-      TEMPORAL_ADDRESS: tally.config.TEMPORAL_ADDRESS,
-      TEMPORAL_TASK_QUEUE: tally.config.TEMPORAL_TASK_QUEUE,
-      BIGQUERY_API_ENDPOINT: tally.config.BIGQUERY_API_ENDPOINT,
-      BIGQUERY_PROJECT: tally.config.BIGQUERY_PROJECT,
-      BIGQUERY_DATASET: tally.config.BIGQUERY_DATASET,
-      ADMIN_TOKEN: tally.config.ADMIN_TOKEN,
-      API_PORT: String(port),
-      API_PROCESSES: '2',
-      FORWARD_ENABLED: 'false',
-      LOG_LEVEL: 'info',
-    },
+    env: apiProcessEnv(tally, { API_PORT: String(port), API_PROCESSES: '2', FORWARD_ENABLED: 'false', LOG_LEVEL: 'info' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   api.stdout!.on('data', (d) => (log += d));

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 import { eventually } from './support/eventually.js';
-import { startTestTally, type TestTally } from './support/stack.js';
+import { apiProcessEnv, startTestTally, type TestTally } from './support/stack.js';
 
 // `docker compose stop` sends SIGTERM to the service's command (behind tini, `init: true`). The
 // command must be the process that stops gracefully: npx, for one, exits on SIGTERM without
@@ -28,18 +28,7 @@ beforeAll(async () => {
     cwd: projectRoot,
     // Its own process group, so that whatever it leaves behind can be cleaned up after the test.
     detached: true,
-    env: {
-      ...process.env,
-      DATABASE_URL: tally.config.DATABASE_URL,
-      TEMPORAL_ADDRESS: tally.config.TEMPORAL_ADDRESS,
-      TEMPORAL_TASK_QUEUE: tally.config.TEMPORAL_TASK_QUEUE,
-      BIGQUERY_API_ENDPOINT: tally.config.BIGQUERY_API_ENDPOINT,
-      BIGQUERY_PROJECT: tally.config.BIGQUERY_PROJECT,
-      BIGQUERY_DATASET: tally.config.BIGQUERY_DATASET,
-      API_PORT: String(await freePort()),
-      FORWARD_ENABLED: 'false',
-      LOG_LEVEL: 'info',
-    },
+    env: apiProcessEnv(tally, { API_PORT: String(await freePort()), FORWARD_ENABLED: 'false', LOG_LEVEL: 'info' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   api.stdout!.on('data', (d) => (log += d));

@@ -49,6 +49,24 @@ export interface TestTally {
   close(): Promise<void>;
 }
 
+/**
+ * The environment for an API process of its own (`api/main.ts`, or compose's command for it) on this
+ * test's database, dataset, task queue and admin token, plus the given settings.
+ */
+export function apiProcessEnv(tally: TestTally, settings: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: tally.config.DATABASE_URL,
+    TEMPORAL_ADDRESS: tally.config.TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE: tally.config.TEMPORAL_TASK_QUEUE,
+    BIGQUERY_API_ENDPOINT: tally.config.BIGQUERY_API_ENDPOINT,
+    BIGQUERY_PROJECT: tally.config.BIGQUERY_PROJECT,
+    BIGQUERY_DATASET: tally.config.BIGQUERY_DATASET,
+    ADMIN_TOKEN: tally.config.ADMIN_TOKEN,
+    ...settings,
+  };
+}
+
 export async function startTestTally(overrides: Record<string, string> = {}): Promise<TestTally> {
   const suffix = randomBytes(4).toString('hex');
   const stackEnv = inject('stackEnv');
