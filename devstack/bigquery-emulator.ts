@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { setNiceness } from '../core/niceness.js';
 import { startProcess, waitForPort, type ManagedProcess } from './process.js';
 import { bqEmulatorHome, bqEmulatorStart, venvPython } from './tools.js';
 
@@ -47,12 +47,12 @@ export async function startBigQueryEmulator(opts: {
 }
 
 /**
- * Niceness of the process and, on Linux with autogroups, of its autogroup: the emulator runs in a
+ * Niceness of the process (every thread) and, on Linux with autogroups, of its autogroup: the emulator runs in a
  * session of its own, and the scheduler first shares the cores between sessions, then applies a
  * process's niceness only inside its session. Without the second step the niceness does nothing.
  */
 function lowerPriority(pid: number, niceness: number): void {
-  os.setPriority(pid, niceness);
+  setNiceness(pid, niceness);
   try {
     fs.writeFileSync(`/proc/${pid}/autogroup`, String(niceness));
   } catch {

@@ -3,15 +3,15 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../devstack/tools.js';
 
-// The worker gives way to the API on a shared host (WORKER_NICENESS). On Linux a niceness is a
+// The worker and the benchmark's emulator give way to the API (WORKER_NICENESS). On Linux a niceness is a
 // thread's, so the check reads every thread of a fresh process, including those started after.
-describe.runIf(process.platform === 'linux')('lowerOwnPriority', () => {
+describe.runIf(process.platform === 'linux')('setNiceness', () => {
   it('sets every thread of the process, and the threads started after it inherit', () => {
     const script = `
       import fs from 'node:fs';
       import { Worker } from 'node:worker_threads';
-      import { lowerOwnPriority } from './workers/niceness.ts';
-      const set = lowerOwnPriority(7);
+      import { setNiceness } from './core/niceness.ts';
+      const set = setNiceness(process.pid, 7);
       // A thread started after the call.
       const later = new Worker('setTimeout(() => {}, 60000)', { eval: true });
       await new Promise((resolve) => later.once('online', resolve));
