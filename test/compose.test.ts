@@ -109,24 +109,20 @@ function instructions(dockerfile: string): { keyword: string; args: string }[] {
 const stages = (dockerfile: string) =>
   instructions(dockerfile).flatMap(({ keyword, args }) => (keyword === 'FROM' ? (/\bAS\s+(\S+)/i.exec(args)?.slice(1) ?? []) : []));
 
-/** Sources of COPY instructions that read the build context (not `--from=` another stage). */
-function copySources(dockerfile: string): string[] {
+/** COPY instructions that read the build context (not `--from=` another stage): their sources and destination. */
+function contextCopies(dockerfile: string): { sources: string[]; destination: string }[] {
   return instructions(dockerfile).flatMap(({ keyword, args }) => {
     if (keyword !== 'COPY' || /--from=/.test(args)) return [];
     const operands = args.startsWith('[') ? (JSON.parse(args) as string[]) : args.split(/\s+/).filter((a) => !a.startsWith('--'));
-    return operands.slice(0, -1);
+    return [{ sources: operands.slice(0, -1), destination: operands.at(-1)! }];
   });
 }
 
+const copySources = (dockerfile: string) => contextCopies(dockerfile).flatMap((c) => c.sources);
+
 /** The build-context file a single-source COPY puts at `destination` in the image, if one does. */
-function copiedTo(dockerfile: string, destination: string): string | undefined {
-  for (const { keyword, args } of instructions(dockerfile)) {
-    if (keyword !== 'COPY' || /--from=/.test(args)) continue;
-    const operands = args.startsWith('[') ? (JSON.parse(args) as string[]) : args.split(/\s+/).filter((a) => !a.startsWith('--'));
-    if (operands.length === 2 && operands[1] === destination) return operands[0];
-  }
-  return undefined;
-}
+const copiedTo = (dockerfile: string, destination: string) =>
+  contextCopies(dockerfile).find((c) => c.sources.length === 1 && c.destination === destination)?.sources[0];
 
 // ---- the checks ------------------------------------------------------------------------------------
 
@@ -170,12 +166,14 @@ const commandScriptsExist: Check = (stack) => {
       if (!/\.(ts|sh|py)$/.test(word)) return [];
       const mount = bindMounts(s).find(({ target }) => word.startsWith(`${target}/`));
       const build = buildOf(s);
-      // An absolute path in a built image is where a COPY of its Dockerfile put a file of the repo.
-      const copied = build && word.startsWith('/') ? copiedTo(stack.read(repoPath(build.context, build.dockerfile)) ?? '', word) : undefined;
-      if (!mount && build && word.startsWith('/') && copied === undefined) return [`${name}: runs ${word}, which no COPY of its Dockerfile puts there`];
-      const host = mount
-        ? repoPath(mount.source, word.slice(mount.target.length + 1))
-        : build ? repoPath(build.context, copied ?? word) : undefined;
+      let host: string | undefined;
+      if (mount) host = repoPath(mount.source, word.slice(mount.target.length + 1));
+      else if (build && word.startsWith('/')) {
+        // An absolute path in a built image is where a COPY of its Dockerfile put a file of the repo.
+        const copied = copiedTo(stack.read(repoPath(build.context, build.dockerfile)) ?? '', word);
+        if (copied === undefined) return [`${name}: runs ${word}, which no COPY of its Dockerfile puts there`];
+        host = repoPath(build.context, copied);
+      } else if (build) host = repoPath(build.context, word);
       return host === undefined || stack.exists(host) ? [] : [`${name}: runs ${word}, but ${host} does not exist`];
     }),
   );
