@@ -44,19 +44,20 @@ describe('the local BigQuery emulator', () => {
         const store = new RawEventStore(new BigQuery({ projectId: 'copies', apiEndpoint: emulator.apiEndpoint }), 'raw', 'events');
         await store.ensureTable();
         const day = '2026-11-20' as BillingDay;
-        const event = (key: string) => ({ key, instanceId: 'org-copies', occurredAt: `${day}T10:00:00Z`, day, amounts: { 'container-seconds': 5 }, metadata: {} }) as unknown as AcceptedEvent;
+        const event = (key: string): AcceptedEvent => ({ key, instanceId: 'org-copies', occurredAt: `${day}T10:00:00Z`, day, amounts: { 'container-seconds': 5 }, metadata: {} });
         await store.insert([event('copies-1'), event('copies-2')], 'batch-1', `${day}T10:00:01Z`);
         await store.insert([event('copies-3')], 'batch-2', `${day}T10:00:02Z`);
         expect(await store.countRows(day)).toEqual({ rows: 3, distinctInsertIds: 3 });
       } finally {
         await emulator.process.stop();
       }
-      // The emulator's own DuckDB file, read once it has stopped: its time-travel copies live in a schema of their own.
-      const count = (schema: string) =>
-        Number(
-          execFileSync(venvPython, ['-c', `import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute("select count(*) from information_schema.tables where table_schema = ?", [sys.argv[2]]).fetchone()[0])`, path.join(dataDir, 'bqemulator.duckdb'), schema], { encoding: 'utf8' }).trim(),
-        );
-      expect(count('_bqemulator_snapshots')).toBe(0);
+      // The emulator's own DuckDB file, read once it has stopped: its time-travel copies are the tables of one schema.
+      const copies = execFileSync(venvPython, [
+        '-c',
+        `import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute("select count(*) from information_schema.tables where table_schema = '_bqemulator_snapshots'").fetchone()[0])`,
+        path.join(dataDir, 'bqemulator.duckdb'),
+      ], { encoding: 'utf8' });
+      expect(Number(copies.trim())).toBe(0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
