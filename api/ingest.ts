@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
 import { beginAndClaimKeys } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
-import { encodeOutboxEvents } from '../core/outbox-events.js';
+import { encodeOutboxEvents, type OutboxEntry } from '../core/outbox-events.js';
 import { isPostgresUnavailable } from '../db/pool.js';
 import type { TemporalHealth } from './temporal-health.js';
 
@@ -49,7 +49,7 @@ export async function ingestEvents(
   const now = deps.now ?? Date.now();
   const results: EventResult[] = new Array(events.length);
   // The first occurrence of a key in the request speaks for it; later ones compare with it.
-  const firstByKey = new Map<string, { index: number; event: AcceptedEvent; hash: string }>();
+  const firstByKey = new Map<string, { index: number; event: AcceptedEvent; hash: string; payload: string }>();
   const repeats: { index: number; key: string; hash: string }[] = [];
   events.forEach((raw, index) => {
     const v = validateEvent(raw, deps.rules, now);
@@ -59,7 +59,7 @@ export async function ingestEvents(
     } else if (firstByKey.has(v.event.key)) {
       repeats.push({ index, key: v.event.key, hash: v.payloadHash });
     } else {
-      firstByKey.set(v.event.key, { index, event: v.event, hash: v.payloadHash });
+      firstByKey.set(v.event.key, { index, event: v.event, hash: v.payloadHash, payload: v.payload });
     }
   });
   if (firstByKey.size === 0) return { batchId: null, workflowId: null, results };
@@ -80,7 +80,7 @@ export async function ingestEvents(
     if (!isPostgresUnavailable(err)) throw err;
     throw new IngestUnavailableError('postgres', err);
   }
-  let accepted: AcceptedEvent[] = [];
+  let accepted: OutboxEntry[] = [];
   try {
     const claims = await beginAndClaimKeys(client, batchId, candidates.map((c) => ({ key: c.event.key, hash: c.hash })), {
       now,
@@ -88,7 +88,7 @@ export async function ingestEvents(
     });
     for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.event.key, status: claims.get(c.event.key)! };
     deps.crashPoint?.('keys-claimed', batchId);
-    accepted = candidates.filter((c) => claims.get(c.event.key) === 'accepted').sort((a, b) => a.index - b.index).map((c) => c.event);
+    accepted = candidates.filter((c) => claims.get(c.event.key) === 'accepted').sort((a, b) => a.index - b.index).map((c) => ({ key: c.event.key, payload: c.payload }));
     if (accepted.length > 0) {
       await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
         batchId, encodeOutboxEvents(accepted), accepted.length,

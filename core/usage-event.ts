@@ -35,7 +35,7 @@ export interface AcceptedEvent {
 }
 
 export type EventValidation =
-  | { ok: true; event: AcceptedEvent; payloadHash: string }
+  | { ok: true; event: AcceptedEvent; payloadHash: string; /** canonicalPayload(event): what the hash is of, and what the outbox stores */ payload: string }
   | { ok: false; field: string; reason: string };
 
 export interface EventRules {
@@ -83,17 +83,20 @@ export function validateEvent(input: unknown, rules: EventRules, now: number): E
     amounts: sortedRecord(event.amounts),
     metadata: sortedRecord(metadata),
   };
-  return { ok: true, event: accepted, payloadHash: payloadHash(accepted) };
+  const payload = canonicalPayload(accepted);
+  // The one-shot hash: no Hash object per event (a third less time over a 500-event batch).
+  return { ok: true, event: accepted, payload, payloadHash: hash('sha256', payload, 'hex') };
 }
 
 /**
- * Same payload ⇔ same hash, whatever the key order or timestamp spelling the producer used. SHA-256
- * in hex: the form the key claim sends to Postgres anyway (a Buffer per event would be turned into
- * hex there), so a 500-event batch makes 500 strings instead of 500 Buffers and their hex copies.
+ * An accepted event's payload as canonical JSON, `[instanceId, occurredAt, amounts, metadata]`:
+ * the same for the same payload whatever the key order or timestamp spelling the producer used.
+ * Its SHA-256 (`payloadHash`, in hex: the form the key claim sends to Postgres) tells a duplicate
+ * from a conflict; the outbox stores the string itself (core/outbox-events.ts), so an event is
+ * serialized once.
  */
-export function payloadHash(event: AcceptedEvent): string {
-  // The one-shot hash: no Hash object per event (a third less time over a 500-event batch).
-  return hash('sha256', JSON.stringify([event.instanceId, event.occurredAt, event.amounts, event.metadata]), 'hex');
+export function canonicalPayload(event: AcceptedEvent): string {
+  return JSON.stringify([event.instanceId, event.occurredAt, event.amounts, event.metadata]);
 }
 
 function sortedRecord<T>(record: Record<string, T>): Record<string, T> {

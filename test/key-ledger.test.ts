@@ -5,6 +5,8 @@ import { ingestEvents, type CrashPoint } from '../api/ingest.js';
 import { claimWeek } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
+import { canonicalPayload } from '../core/usage-event.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AcceptedEvent } from '../core/usage-event.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
@@ -75,20 +77,28 @@ describe('the key ledger', () => {
   });
 });
 
-/** Stores an outbox row as the API writes it (gzip) or as rows from before migration 014 hold it (json); answers its batch id. */
-async function storeOutboxRow(events: AcceptedEvent[], form: 'json' | 'gzip', writtenDaysAgo: number | null = null, receivedDaysAgo = 0): Promise<string> {
+/** The forms an outbox row has had: json before migration 014, gzipped objects until tuples, gzipped tuples as the API writes it now. */
+type OutboxForm = 'json' | 'gzip-objects' | 'gzip';
+
+function gzipColumn(events: AcceptedEvent[], form: OutboxForm): Buffer | null {
+  if (form === 'gzip-objects') return gzipSync(JSON.stringify(events), { level: 1 });
+  return form === 'gzip' ? encodeOutboxEvents(events.map((e) => ({ key: e.key, payload: canonicalPayload(e) }))) : null;
+}
+
+/** Stores an outbox row in one of its forms; answers its batch id. */
+async function storeOutboxRow(events: AcceptedEvent[], form: OutboxForm, writtenDaysAgo: number | null = null, receivedDaysAgo = 0): Promise<string> {
   return (await tally.db.query<{ id: string }>(
     `INSERT INTO ingest_batches (batch_id, events, events_gzip, event_count, received_at, written_at)
      VALUES (gen_random_uuid(), $1, $2, $3, now() - make_interval(days => $4), CASE WHEN $5::int IS NULL THEN NULL ELSE now() - make_interval(days => $5::int) END)
      RETURNING batch_id AS id`,
-    [form === 'json' ? JSON.stringify(events) : null, form === 'gzip' ? encodeOutboxEvents(events) : null, events.length, receivedDaysAgo, writtenDaysAgo],
+    [form === 'json' ? JSON.stringify(events) : null, gzipColumn(events, form), events.length, receivedDaysAgo, writtenDaysAgo],
   )).rows[0]!.id;
 }
 
 describe('the outbox retention', () => {
   it('drops the events of written batches after the retention, their records after the window, and never a waiting batch', async () => {
     const today = billingDayOf(Date.now());
-    const batch = async (name: string, writtenDaysAgo: number | null, form: 'json' | 'gzip' = 'json') => {
+    const batch = async (name: string, writtenDaysAgo: number | null, form: OutboxForm = 'json') => {
       // A real event: the test queue's drainer may take the waiting one at any moment, and must be able to write it.
       const events = [{ key: `${run}-outbox-${name}`, instanceId: `inst-${run}`, occurredAt: `${today}T00:00:00.000Z`, day: today, amounts: { samples: 1 }, metadata: {} }];
       return storeOutboxRow(events, form, writtenDaysAgo, (writtenDaysAgo ?? 0) + 1);
@@ -114,17 +124,28 @@ describe('the outbox retention', () => {
   });
 });
 
-describe('outbox rows of both forms', () => {
-  it('the drainer writes a batch stored as json before migration 014 and one stored gzipped', async () => {
+describe('outbox rows of every form', () => {
+  it('the drainer writes a batch stored as json before migration 014, one of gzipped objects and one of gzipped tuples', async () => {
     const today = billingDayOf(Date.now());
     const ids: string[] = [];
-    for (const form of ['json', 'gzip'] as const) {
+    for (const form of ['json', 'gzip-objects', 'gzip'] as const) {
       const events = [{ key: `${run}-form-${form}`, instanceId: `inst-${run}`, occurredAt: `${today}T02:00:00.000Z`, day: today, amounts: { samples: 3 }, metadata: {} }];
       ids.push(await storeOutboxRow(events, form));
     }
     for (const id of ids) await tally.batchWritten(id);
     expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-json`)).toBe(1);
+    expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-gzip-objects`)).toBe(1);
     expect(await tally.rawEvents.countRowsOfEvent(`${run}-form-gzip`)).toBe(1);
+  });
+
+  it('a tuple row reads back as the events that went in, the day taken from the timestamp', () => {
+    const events: AcceptedEvent[] = [
+      { key: 'k "quoted" \\ ünï\u2028', instanceId: 'inst,1]', occurredAt: '2026-11-27T23:59:59.999Z', day: '2026-11-27' as BillingDay, amounts: { 'node-seconds': 7, samples: 0 }, metadata: { a: '[1,2]', 'z"': '\n' } },
+      { key: 'k2', instanceId: 'inst-2', occurredAt: '2026-11-28T00:00:00.000Z', day: '2026-11-28' as BillingDay, amounts: { samples: Number.MAX_SAFE_INTEGER }, metadata: {} },
+    ];
+    const events_gzip = gzipColumn(events, 'gzip');
+    expect(JSON.parse(gunzipSync(events_gzip!).toString('utf8'))[1]).toEqual(['k2', 'inst-2', '2026-11-28T00:00:00.000Z', { samples: Number.MAX_SAFE_INTEGER }, {}]);
+    expect(decodeOutboxEvents({ batch_id: 'b-t', events: null, events_gzip })).toEqual(events);
   });
 
   it('a row with neither form is an error, not a batch of no events', () => {
