@@ -102,8 +102,12 @@ export class RawEventStore {
     const send = async () => {
       if (chunk.length === 0) return;
       // The client's own insert path; `table.insert` would first deep-copy every row (its
-      // `extend(true, …)`), the largest share of the drainer's CPU (docs/benchmarks.md).
-      const [response] = await table.request({ method: 'POST', uri: '/insertAll', json: { rows: chunk } });
+      // `extend(true, …)`), the largest share of the drainer's CPU (docs/benchmarks.md). The body
+      // goes serialized: given as `json`, the request layers below walk every row three more
+      // times (two deep copies and the `{{projectId}}` substitution), a fifth of the drainer's CPU.
+      const [response] = await table.request({
+        method: 'POST', uri: '/insertAll', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rows: chunk }),
+      });
       const refused = insertRefusal(response, chunk);
       if (refused) throw refused;
       written += chunk.length;
