@@ -1,57 +1,92 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Connection } from '@temporalio/client';
+import { createNamespace, waitOnNamespace } from '@temporalio/testing/lib/utils.js';
 import { parse } from 'yaml';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 import { eventually } from './support/eventually.js';
+import { registerSearchAttributes } from './support/search-attributes.js';
 import { apiProcessEnv, startTestTally, type TestTally } from './support/stack.js';
 
 // `docker compose stop` sends SIGTERM to the service's command (behind tini, `init: true`). The
 // command must be the process that stops gracefully: npx, for one, exits on SIGTERM without
-// passing it on, and the container then ends with the API killed mid-request. This runs the api
-// service's own command from docker-compose.yml here and stops it the way compose does.
+// passing it on, and the container then ends with the API killed mid-request or the worker
+// mid-activity. This runs the services' own commands from docker-compose.yml here and stops
+// them the way compose does.
 
 const compose = parse(fs.readFileSync(path.join(projectRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, { command?: string[] }>;
 };
 
 let tally: TestTally;
-let api: ChildProcess;
-let log = '';
 
 beforeAll(async () => {
   tally = await startTestTally();
-  const [command, ...args] = compose.services.api!.command!;
-  api = spawn(command!, args, {
-    cwd: projectRoot,
-    // Its own process group, so that whatever it leaves behind can be cleaned up after the test.
-    detached: true,
-    env: apiProcessEnv(tally, { API_PORT: String(await freePort()), FORWARD_ENABLED: 'false', LOG_LEVEL: 'info' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  api.stdout!.on('data', (d) => (log += d));
-  api.stderr!.on('data', (d) => (log += d));
-  await eventually(async () => expect(log).toContain('"api listening"'), 60_000);
 }, 90_000);
 
 afterAll(async () => {
-  try {
-    process.kill(-api.pid!, 'SIGKILL');
-  } catch {
-    // the group is gone: nothing was left behind
-  }
   await tally?.close();
 });
 
+/** Runs a compose service's command in a process group of its own, with its output collected. */
+function runServiceCommand(service: string, env: NodeJS.ProcessEnv): { child: ChildProcess; log: () => string } {
+  const [command, ...args] = compose.services[service]!.command!;
+  let log = '';
+  // Its own process group, so that whatever it leaves behind can be cleaned up after the test.
+  const child = spawn(command!, args, { cwd: projectRoot, detached: true, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  return { child, log: () => log };
+}
+
+async function stopsGracefully(run: { child: ChildProcess; log: () => string }): Promise<void> {
+  const { child, log } = run;
+  try {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(log()).toContain('"shutting down"');
+    // Nothing of its process group is still running.
+    await eventually(async () => expect(() => process.kill(-child.pid!, 0)).toThrow(), 5_000);
+  } finally {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone: nothing was left behind
+    }
+  }
+}
+
 describe("the api service's compose command", () => {
   it('shuts the API down gracefully on SIGTERM and exits 0, leaving no process behind', async () => {
-    const exited = new Promise<number | null>((resolve) => api.once('exit', (code) => resolve(code)));
-    api.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(log).toContain('"shutting down"');
-    // Nothing of its process group is still running.
-    await eventually(async () => expect(() => process.kill(-api.pid!, 0)).toThrow(), 5_000);
-  }, 30_000);
+    const api = runServiceCommand('api', apiProcessEnv(tally, { API_PORT: String(await freePort()), FORWARD_ENABLED: 'false', LOG_LEVEL: 'info' }));
+    await eventually(async () => expect(api.log()).toContain('"api listening"'), 60_000);
+    await stopsGracefully(api);
+  }, 90_000);
+});
+
+describe("the worker service's compose command", () => {
+  it('shuts the worker down gracefully on SIGTERM and exits 0, leaving no process behind', async () => {
+    // A namespace of its own: the worker creates Tally's Schedules, whose ids are fixed, and the
+    // other test files share the dev server's namespace.
+    const namespace = `shutdown-${randomBytes(4).toString('hex')}`;
+    const connection = await Connection.connect({ address: tally.config.TEMPORAL_ADDRESS });
+    try {
+      await createNamespace(connection, namespace);
+      await waitOnNamespace(connection, namespace);
+      await registerSearchAttributes(connection, namespace);
+    } finally {
+      await connection.close();
+    }
+    const worker = runServiceCommand('worker', apiProcessEnv(tally, {
+      TEMPORAL_NAMESPACE: namespace, WORKER_METRICS_PORT: String(await freePort()), LOG_LEVEL: 'info',
+    }));
+    await eventually(async () => expect(worker.log()).toContain('"worker started"'), 90_000);
+    await stopsGracefully(worker);
+    expect(worker.log()).toContain('"worker stopped"');
+  }, 150_000);
 });

@@ -1,6 +1,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { temporalTestServer } from '../../devstack/tools.js';
 import './quiet-runtime.js';
+import { registerSearchAttributes } from './search-attributes.js';
 
 /**
  * Temporal's time-skipping test server, from the binary bootstrap installed in the project's
@@ -11,11 +12,6 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: temporalTestServer } },
   });
-  // IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (@temporalio/proto is not a direct dependency).
-  const keyword = 2;
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: { OrgId: keyword, BillingDay: keyword },
-  });
+  await registerSearchAttributes(env.connection, env.namespace ?? 'default');
   return env;
 }
