@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { validateEvent, type AcceptedEvent, type EventRules } from '../core/usage-event.js';
+import { validateEvent, type EventRules } from '../core/usage-event.js';
 import { beginAndClaimKeys } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
 import { encodeOutboxEvents, type OutboxEntry } from '../core/outbox-events.js';
@@ -49,7 +49,8 @@ export async function ingestEvents(
   const now = deps.now ?? Date.now();
   const results: EventResult[] = new Array(events.length);
   // The first occurrence of a key in the request speaks for it; later ones compare with it.
-  const firstByKey = new Map<string, { index: number; event: AcceptedEvent; hash: string; payload: string }>();
+  // Each first occurrence is also its outbox entry (key and canonical payload), should it be accepted.
+  const firstByKey = new Map<string, OutboxEntry & { index: number; hash: string }>();
   const repeats: { index: number; key: string; hash: string }[] = [];
   events.forEach((raw, index) => {
     const v = validateEvent(raw, deps.rules, now);
@@ -59,13 +60,13 @@ export async function ingestEvents(
     } else if (firstByKey.has(v.event.key)) {
       repeats.push({ index, key: v.event.key, hash: v.payloadHash });
     } else {
-      firstByKey.set(v.event.key, { index, event: v.event, hash: v.payloadHash, payload: v.payload });
+      firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload });
     }
   });
   if (firstByKey.size === 0) return { batchId: null, workflowId: null, results };
 
   // Keys in a fixed order: two requests sharing keys lock them in the same order and cannot deadlock.
-  const candidates = [...firstByKey.values()].sort((a, b) => (a.event.key < b.event.key ? -1 : 1));
+  const candidates = [...firstByKey.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
   try {
     await deps.temporalHealth.check();
   } catch (err) {
@@ -82,13 +83,13 @@ export async function ingestEvents(
   }
   let accepted: OutboxEntry[] = [];
   try {
-    const claims = await beginAndClaimKeys(client, batchId, candidates.map((c) => ({ key: c.event.key, hash: c.hash })), {
+    const claims = await beginAndClaimKeys(client, batchId, candidates, {
       now,
       windowDays: deps.rules.backdatingWindowDays,
     });
-    for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.event.key, status: claims.get(c.event.key)! };
+    for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims.get(c.key)! };
     deps.crashPoint?.('keys-claimed', batchId);
-    accepted = candidates.filter((c) => claims.get(c.event.key) === 'accepted').sort((a, b) => a.index - b.index).map((c) => ({ key: c.event.key, payload: c.payload }));
+    accepted = candidates.filter((c) => claims.get(c.key) === 'accepted').sort((a, b) => a.index - b.index);
     if (accepted.length > 0) {
       await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
         batchId, encodeOutboxEvents(accepted), accepted.length,
