@@ -23,12 +23,21 @@ const compose = parse(fs.readFileSync(path.join(projectRoot, 'docker-compose.yml
 };
 
 let tally: TestTally;
+/** Every command started, so that a test failing before its SIGTERM leaves nothing running. */
+const started: ChildProcess[] = [];
 
 beforeAll(async () => {
   tally = await startTestTally();
 }, 90_000);
 
 afterAll(async () => {
+  for (const child of started) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone: nothing was left behind
+    }
+  }
   await tally?.close();
 });
 
@@ -40,25 +49,18 @@ function runServiceCommand(service: string, env: NodeJS.ProcessEnv): { child: Ch
   const child = spawn(command!, args, { cwd: projectRoot, detached: true, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
+  started.push(child);
   return { child, log: () => log };
 }
 
 async function stopsGracefully(run: { child: ChildProcess; log: () => string }): Promise<void> {
   const { child, log } = run;
-  try {
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(log()).toContain('"shutting down"');
-    // Nothing of its process group is still running.
-    await eventually(async () => expect(() => process.kill(-child.pid!, 0)).toThrow(), 5_000);
-  } finally {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // the group is gone: nothing was left behind
-    }
-  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  expect(log()).toContain('"shutting down"');
+  // Nothing of its process group is still running.
+  await eventually(async () => expect(() => process.kill(-child.pid!, 0)).toThrow(), 5_000);
 }
 
 describe("the api service's compose command", () => {
