@@ -33,8 +33,18 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   }
 }
 
-export function createPool(databaseUrl: string, max: number): pg.Pool {
-  return new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: IDLE_TIMEOUT_MS });
+/**
+ * A pool whose connections may be closed by Postgres (a restart, a failover, a terminated backend)
+ * without ending the process: pg reports that as an 'error' event, on the pool for an idle
+ * connection and on the client for one checked out, and an 'error' event nobody listens to is
+ * thrown. An idle connection is dropped and `onIdleError` told; a checked-out one also fails its
+ * query, whose caller answers for it (ingest with a 503).
+ */
+export function createPool(databaseUrl: string, max: number, onIdleError: (err: Error) => void = () => undefined): pg.Pool {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: IDLE_TIMEOUT_MS });
+  pool.on('error', onIdleError);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);

@@ -32,3 +32,40 @@ describe('inTransaction', () => {
     expect((await pool.query(`SELECT array_agg(n ORDER BY n) AS ns FROM ${table}`)).rows[0].ns).toEqual([1]);
   });
 });
+
+describe('a connection Postgres closes', () => {
+  // Each on a pool of its own; an 'error' event nobody hears would fail this file as an unhandled error.
+  const terminate = (pid: number) => pool.query('SELECT pg_terminate_backend($1)', [pid]);
+
+  it('mid-query: the query fails, the process goes on, and the pool serves again', async () => {
+    const own = createPool(inject('stackEnv').DATABASE_URL!, 1);
+    try {
+      const client = await own.connect();
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const sleeping = client.query('SELECT pg_sleep(30)');
+      await new Promise((r) => setTimeout(r, 200));
+      await terminate(pid);
+      await expect(sleeping).rejects.toThrow();
+      await new Promise((r) => setTimeout(r, 200)); // the socket's end, after the query's error, while still checked out
+      client.release(true);
+      expect((await own.query<{ n: number }>('SELECT 1 AS n')).rows[0]!.n).toBe(1);
+    } finally {
+      await own.end();
+    }
+  });
+
+  it('while idle: the pool is told, drops it, and serves again', async () => {
+    const told: Error[] = [];
+    const own = createPool(inject('stackEnv').DATABASE_URL!, 1, (err) => told.push(err));
+    try {
+      const pid = (await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await terminate(pid);
+      for (let i = 0; i < 50 && told.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(told).toHaveLength(1);
+      const again = (await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      expect(again).not.toBe(pid);
+    } finally {
+      await own.end();
+    }
+  });
+});
