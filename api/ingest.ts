@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { validateEvent, type EventRules } from '../core/usage-event.js';
-import { beginAndClaimKeys } from './key-ledger.js';
+import { beginAndClaimKeys, storeNewBatch } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
 import { encodeOutboxEvents, type OutboxEntry } from '../core/outbox-events.js';
 import { isPostgresUnavailable } from '../db/pool.js';
 import type { TemporalHealth } from './temporal-health.js';
 
-/** The steps of the ingest transaction, in order (docs/ingest.md). */
+/** The steps of ingest, in order (docs/ingest.md); a batch of new keys passes 'committed' only (one statement). */
 export type CrashPoint = 'keys-claimed' | 'batch-stored' | 'committed';
 
 export type EventResult =
@@ -82,22 +82,30 @@ export async function ingestEvents(
     throw new IngestUnavailableError('postgres', err);
   }
   let accepted: OutboxEntry[] = [];
+  const window = { now, windowDays: deps.rules.backdatingWindowDays };
   try {
-    const claims = await beginAndClaimKeys(client, batchId, candidates, {
-      now,
-      windowDays: deps.rules.backdatingWindowDays,
-    });
-    for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims.get(c.key)! };
-    deps.crashPoint?.('keys-claimed', batchId);
-    accepted = candidates.filter((c) => claims.get(c.key) === 'accepted').sort((a, b) => a.index - b.index);
-    if (accepted.length > 0) {
-      await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
-        batchId, encodeOutboxEvents(accepted), accepted.length,
-      ]);
-      deps.crashPoint?.('batch-stored', batchId);
+    // The usual batch, every key new: one statement claims the keys and stores the events, as its
+    // own transaction. Map order is request order, so the outbox keeps the events in order.
+    const firsts = [...firstByKey.values()];
+    if (await storeNewBatch(client, batchId, candidates, { events: encodeOutboxEvents(firsts), count: firsts.length }, window)) {
+      for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: 'accepted' };
+      accepted = firsts;
+      deps.crashPoint?.('committed', batchId);
+    } else {
+      // Some key is not new (nothing was kept): claim key by key in a transaction.
+      const claims = await beginAndClaimKeys(client, batchId, candidates, window);
+      for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims.get(c.key)! };
+      deps.crashPoint?.('keys-claimed', batchId);
+      accepted = firsts.filter((c) => claims.get(c.key) === 'accepted');
+      if (accepted.length > 0) {
+        await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
+          batchId, encodeOutboxEvents(accepted), accepted.length,
+        ]);
+        deps.crashPoint?.('batch-stored', batchId);
+      }
+      await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
+      deps.crashPoint?.('committed', batchId);
     }
-    await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
-    deps.crashPoint?.('committed', batchId);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release(true); // a connection that failed mid-transaction is not reused

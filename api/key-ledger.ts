@@ -14,25 +14,60 @@ export function claimWeek(instant: number): BillingDay {
 export type KeyClaim = 'accepted' | 'duplicate' | 'conflict';
 
 const UNIQUE_VIOLATION = '23505';
+/** Raised by `tally_ingest_new_batch` when a key was claimed in an earlier week of the window (migration 015). */
+const EARLIER_WEEK_CLAIM = 'TK001';
+
+/** The weeks a claim at `now` goes into (one, or two within `WEEK_EDGE_MS` of an edge; ascending) and the oldest week of the window. */
+function claimWeeks(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay } {
+  const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
+  const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
+  return { weeks, oldestWeek };
+}
 
 /** Keys in the earlier weeks of the window ($5 ≤ week < $6) that the batch names. */
 const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week >= $5 AND claim_week < $6 AND event_key = ANY($2::text[])`;
 
-/** The batch's keys with their payload hashes (hex), and the insert that claims each in every week of $1. */
-const INPUT = `input AS (SELECT k, h FROM unnest($2::text[], $3::text[]) AS c(k, h))`;
-const INSERT_CLAIMS = `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w`;
-
-/** The usual case: every key is new this week. Fails with a unique violation otherwise. */
-const CLAIM_NEW_KEYS = `WITH ${INPUT}, claimed AS (${INSERT_CLAIMS})
-     ${EARLIER_WEEKS}`;
-
-/** Any batch: claims the keys that are free, and answers the ones claimed before. */
-const CLAIM_KEYS = `WITH ${INPUT}, claimed AS (${INSERT_CLAIMS} ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING event_key)
+/** Any batch: claims the keys that are free in every week of $1, and answers the ones claimed before. */
+const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::text[]) AS c(k, h)),
+     claimed AS (INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
+         SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w
+         ON CONFLICT (claim_week, event_key) DO NOTHING RETURNING event_key)
      SELECT k AS event_key FROM input
      WHERE k NOT IN (SELECT event_key FROM claimed GROUP BY event_key HAVING count(*) = cardinality($1::date[]))
      UNION
      ${EARLIER_WEEKS}`;
+
+type ClaimKey = { key: string; /** SHA-256 of the payload, hex */ hash: string };
+
+/**
+ * The usual batch, every key new: one statement (`tally_ingest_new_batch`, migration 015), sent
+ * outside any transaction block so that it is its own transaction, claims every key and stores the
+ * batch's events in the outbox, with one round trip. It claims with a plain `INSERT`, which costs
+ * Postgres about 40 % less than `ON CONFLICT DO NOTHING` (docs/benchmarks.md). Answers false, having
+ * kept nothing, when a key is not new (claimed this week, or in an earlier week of the window):
+ * the caller then claims key by key with `beginAndClaimKeys`.
+ */
+export async function storeNewBatch(
+  client: pg.PoolClient,
+  batchId: string,
+  keys: readonly ClaimKey[],
+  outbox: { events: Buffer; count: number },
+  opts: { now: number; windowDays: number },
+): Promise<boolean> {
+  const { weeks, oldestWeek } = claimWeeks(opts);
+  try {
+    await client.query({
+      name: 'tally-ingest-new-batch',
+      text: 'SELECT tally_ingest_new_batch($1, $2, $3, $4, $5, $6, $7)',
+      values: [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId, oldestWeek, outbox.events, outbox.count],
+    });
+    return true;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === UNIQUE_VIOLATION || code === EARLIER_WEEK_CLAIM) return false;
+    throw err;
+  }
+}
 
 /**
  * Begins a transaction on the client and claims the event keys as its first statement; the caller
@@ -40,34 +75,19 @@ const CLAIM_KEYS = `WITH ${INPUT}, claimed AS (${INSERT_CLAIMS} ON CONFLICT (cla
  * otherwise the stored payload hash tells `duplicate` from `conflict`. The window: the current
  * claim week(s) through unique indexes (a concurrent claim waits for the other transaction to
  * end), and the earlier weeks kept through a lookup (their writers finished long ago).
- *
- * A producer's batch is new keys, so the claim first tries a plain insert, which costs Postgres
- * about 40 % less than `ON CONFLICT DO NOTHING` (docs/benchmarks.md). If any key is already
- * claimed this week the insert fails as a whole; the transaction holds nothing else (this function
- * began it), so it is rolled back and begun again, and the keys are claimed with `ON CONFLICT`,
- * which answers the taken ones.
+ * The statement is prepared once per connection and answers only the keys that are not new.
  */
 export async function beginAndClaimKeys(
   client: pg.PoolClient,
   batchId: string,
-  keys: readonly { key: string; /** SHA-256 of the payload, hex */ hash: string }[],
+  keys: readonly ClaimKey[],
   opts: { now: number; windowDays: number },
 ): Promise<Map<string, KeyClaim>> {
-  const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
-  const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
-  const values = [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId, oldestWeek, weeks[0]];
-  // Each statement is prepared once per connection and answers only the keys that are not new
-  // (claimed before in these weeks, or found in an earlier week of the window): usually none.
-  let rows: { event_key: string }[];
+  const { weeks, oldestWeek } = claimWeeks(opts);
   await client.query('BEGIN');
-  try {
-    ({ rows } = await client.query<{ event_key: string }>({ name: 'tally-claim-new-keys', text: CLAIM_NEW_KEYS, values }));
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
-    await client.query('ROLLBACK');
-    await client.query('BEGIN');
-    ({ rows } = await client.query<{ event_key: string }>({ name: 'tally-claim-keys', text: CLAIM_KEYS, values }));
-  }
+  const { rows } = await client.query<{ event_key: string }>({
+    name: 'tally-claim-keys', text: CLAIM_KEYS, values: [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId, oldestWeek, weeks[0]],
+  });
   const notNewKeys = new Set(rows.map((r) => r.event_key));
   const notNew = keys.filter((k) => notNewKeys.has(k.key));
   const result = new Map<string, KeyClaim>();

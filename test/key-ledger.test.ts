@@ -8,6 +8,7 @@ import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js
 import { canonicalPayload } from '../core/usage-event.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AcceptedEvent } from '../core/usage-event.js';
+import { eventually } from './support/eventually.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 // The dedupe window and the ingest protocol's crash points, on the real Postgres and Temporal.
@@ -48,6 +49,21 @@ describe('the key ledger', () => {
     const retry = await ingestAt(t30, [eventAt('late', '2026-06-02T10:00:00Z', 5), eventAt('late', '2026-06-02T10:00:00Z', 6)]);
     expect(statuses(retry)).toEqual(['duplicate', 'conflict']);
     expect(retry.batchId).toBeNull();
+  });
+
+  it('a batch naming a key of an earlier week keeps nothing of its one statement and claims its new keys once', async () => {
+    const t0 = Date.parse('2026-07-01T10:00:00Z');
+    expect(statuses(await ingestAt(t0, [eventAt('earlier', '2026-06-30T10:00:00Z', 2)]))).toEqual(['accepted']);
+    const t20 = t0 + 20 * 86_400_000;
+    const retry = await ingestAt(t20, [eventAt('earlier', '2026-06-30T10:00:00Z', 2), eventAt('earlier-new', '2026-07-20T10:00:00Z', 1)]);
+    expect(statuses(retry)).toEqual(['duplicate', 'accepted']);
+    const claims = await tally.db.query('SELECT event_key, claim_week FROM event_keys WHERE event_key LIKE $1 ORDER BY event_key', [`${run}-earlier%`]);
+    expect(claims.rows).toEqual([
+      { event_key: `${run}-earlier`, claim_week: claimWeek(t0) },
+      { event_key: `${run}-earlier-new`, claim_week: claimWeek(t20) },
+    ]);
+    const stored = await tally.db.query('SELECT event_count FROM ingest_batches WHERE batch_id = $1', [retry.batchId]);
+    expect(stored.rows).toEqual([{ event_count: 1 }]);
   });
 
   it('catches two claims of one key either side of a week boundary', async () => {
@@ -156,25 +172,64 @@ describe('outbox rows of every form', () => {
 describe('a crash at each step of the ingest transaction', () => {
   const now = () => Date.now();
   const today = billingDayOf(Date.now());
+  const keyCount = async (key: string) =>
+    (await tally.db.query<{ n: number }>('SELECT count(*)::int AS n FROM event_keys WHERE event_key = $1', [`${run}-${key}`])).rows[0]!.n;
+  const outboxRows = async () => (await tally.db.query<{ n: number }>('SELECT count(*)::int AS n FROM ingest_batches')).rows[0]!.n;
 
+  it('in the one statement of a batch of new keys: nothing is kept and the retry is accepted once', async () => {
+    // Another transaction holds an uncommitted claim of the batch's last key (keys are claimed in
+    // order), so the statement stops there, having inserted the first key; its backend is then killed.
+    const [first, last] = [eventAt('crash-one-a', `${today}T00:00:00Z`, 3), eventAt('crash-one-z', `${today}T00:00:00Z`, 4)];
+    const before = await outboxRows();
+    const blocker = await tally.db.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query("INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id) VALUES ($1, $2, '\\x00', gen_random_uuid())", [
+        claimWeek(now()), last.uniqueKey,
+      ]);
+      const ingest = ingestAt(now(), [first, last]);
+      const pid = await eventually(async () => {
+        const { rows } = await tally.db.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%tally_ingest_new_batch%'",
+        );
+        expect(rows).toHaveLength(1);
+        return rows[0]!.pid;
+      });
+      await tally.db.query('SELECT pg_terminate_backend($1)', [pid]);
+      await expect(ingest).rejects.toThrow(/unavailable/);
+      expect(await keyCount('crash-one-a')).toBe(0);
+      expect(await outboxRows()).toBe(before);
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+    const retry = await ingestAt(now(), [first, last]);
+    expect(statuses(retry)).toEqual(['accepted', 'accepted']);
+    await tally.batchWritten(retry.batchId!);
+    expect(await tally.rawEvents.countRowsOfEvent(`${run}-crash-one-a`)).toBe(1);
+  });
+
+  // A batch with a key claimed before takes the transaction that claims key by key.
   for (const point of ['keys-claimed', 'batch-stored'] as const) {
-    it(`at ${point}: nothing is kept and the retry is accepted once`, async () => {
-      const events = [eventAt(`crash-${point}`, `${today}T00:00:00Z`, 7)];
+    it(`at ${point} of a batch claimed key by key: nothing is kept and the retry is accepted once`, async () => {
+      const taken = eventAt(`crash-${point}-taken`, `${today}T00:00:00Z`, 1);
+      expect(statuses(await ingestAt(now(), [taken]))).toEqual(['accepted']);
+      const events = [taken, eventAt(`crash-${point}`, `${today}T00:00:00Z`, 7)];
       await expect(ingestAt(now(), events, (p) => { if (p === point) throw connectionLost(p); })).rejects.toThrow(/unavailable/);
-      const kept = await tally.db.query('SELECT count(*)::int AS n FROM event_keys WHERE event_key = $1', [`${run}-crash-${point}`]);
-      expect(kept.rows[0].n).toBe(0);
+      expect(await keyCount(`crash-${point}`)).toBe(0);
       const retry = await ingestAt(now(), events);
-      expect(statuses(retry)).toEqual(['accepted']);
+      expect(statuses(retry)).toEqual(['duplicate', 'accepted']);
       await tally.batchWritten(retry.batchId!);
       expect(await tally.rawEvents.countRowsOfEvent(`${run}-crash-${point}`)).toBe(1);
     });
   }
 
   it('a bug inside the transaction is not dressed up as an outage: it rolls back and surfaces as itself', async () => {
-    const events = [eventAt('bug', `${today}T00:00:00Z`, 1)];
+    const taken = eventAt('bug-taken', `${today}T00:00:00Z`, 1);
+    await ingestAt(now(), [taken]);
+    const events = [taken, eventAt('bug', `${today}T00:00:00Z`, 1)];
     await expect(ingestAt(now(), events, (p) => { if (p === 'batch-stored') throw new TypeError('a bug'); })).rejects.toThrow(TypeError);
-    const kept = await tally.db.query('SELECT count(*)::int AS n FROM event_keys WHERE event_key = $1', [`${run}-bug`]);
-    expect(kept.rows[0].n).toBe(0);
+    expect(await keyCount('bug')).toBe(0);
   });
 
   it('after the commit, before the answer: the retry is a duplicate and BigQuery gets one row', async () => {
