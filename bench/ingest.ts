@@ -73,9 +73,11 @@ function bodies(prefix: string, count: number): string[] {
 
 let authorization = '';
 
+/** Request bodies with unique keys, built before a run so that their making is not counted in it. */
+const payloadsFor = (label: string) => bodies(`${label}-${randomBytes(4).toString('hex')}`, requests).map((b) => Buffer.from(b));
+
 /** At full speed: autocannon keeps every connection busy. */
-async function load(url: string, label: string): Promise<Run> {
-  const payloads = bodies(`${label}-${randomBytes(4).toString('hex')}`, requests);
+async function load(url: string, label: string, payloads = payloadsFor(label)): Promise<Run> {
   let next = 0;
   // Timed from the first request to the last response: autocannon ends a run on a tick of its
   // one-second timer, which would add up to a second of idling to a short run.
@@ -210,8 +212,10 @@ try {
     const baseline = await load(baselineUrl, `round ${round}: baseline`);
     await outboxDrained(db);
     await checkpoint(db);
+    const label = `round ${round}: tally`;
+    const payloads = payloadsFor(label); // built outside the CPU window below
     const cpuBefore = processTable();
-    const tally = await load(apiUrl, `round ${round}: tally`);
+    const tally = await load(apiUrl, label, payloads);
     const cpuAfter = processTable();
     drainLags.push(await outboxDrained(db));
     await checkpoint(db);
