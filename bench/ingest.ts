@@ -1,9 +1,8 @@
 // Ingest benchmark: (1) a bare Fastify endpoint that only parses and validates the batches,
 // (2) Tally's ingest with the whole stack up (API and worker as their own processes), both loaded
-// from this process over loopback with autocannon. Writes docs/benchmarks.md.
+// from this process over loopback (bench/closed-load.ts, bench/paced-load.ts). Writes docs/benchmarks.md.
 //   npm run bench:ingest -- [--batch 500] [--requests 600] [--half-requests 1800] [--connections 16]
 // Diagnosis: BENCH_PROFILE=dir (CPU profiles), BENCH_TRACE=dir (half-load timelines), BENCH_KEEP=1 (keep logs).
-import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -17,6 +16,7 @@ import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 import pg from 'pg';
 import { processTable } from '../devstack/process-table.js';
+import { closedLoad } from './closed-load.js';
 import { cpuByComponent } from './cpu-usage.js';
 import { forwardLoad } from './forward-load.js';
 import { pacedLoad } from './paced-load.js';
@@ -76,35 +76,19 @@ let authorization = '';
 /** Request bodies with unique keys, built before a run so that their making is not counted in it. */
 const payloadsFor = (label: string) => bodies(`${label}-${randomBytes(4).toString('hex')}`, requests).map((b) => Buffer.from(b));
 
-/** At full speed: autocannon keeps every connection busy. */
+/** At full speed: every connection sends its next request as soon as its answer is in (bench/closed-load.ts). */
 async function load(url: string, label: string, payloads = payloadsFor(label)): Promise<Run> {
-  let next = 0;
-  // Timed from the first request to the last response: autocannon ends a run on a tick of its
-  // one-second timer, which would add up to a second of idling to a short run.
-  const started = performance.now();
-  let lastResponse = started;
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({
-    url: `${url}/v1/events`,
-    method: 'POST',
-    connections,
-    amount: requests,
-    timeout: 30,
-    headers: { 'content-type': 'application/json', authorization },
-    requests: [{ setupRequest: (req) => ({ ...req, body: payloads[next++ % payloads.length] }) }],
-    }, (err, res) => (err ? reject(err) : resolve(res)));
-    instance.on('response', () => (lastResponse = performance.now()));
+  const result = await closedLoad({
+    url, path: '/v1/events', headers: { 'content-type': 'application/json', authorization }, bodies: payloads, requests, connections,
   });
-  const seconds = (lastResponse - started) / 1000;
-  const ok = result['2xx'];
-  if (result['2xx'] === 0) throw new Error(`${label}: no request succeeded (${result.non2xx} non-2xx, ${result.errors} errors)`);
-  process.stderr.write(`  ${label}: ${ok}/${requests} ok in ${seconds.toFixed(1)} s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms\n`);
+  if (result.ok === 0) throw new Error(`${label}: no request succeeded (${result.non2xx} non-2xx, ${result.errors} errors)`);
+  process.stderr.write(`  ${label}: ${result.ok}/${requests} ok in ${result.seconds.toFixed(1)} s, p50 ${result.p50} ms, p99 ${result.p99} ms\n`);
   return {
-    requestsPerSecond: ok / seconds,
-    eventsPerSecond: (ok * batchSize) / seconds,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.non2xx + result.errors + result.timeouts,
+    requestsPerSecond: result.ok / result.seconds,
+    eventsPerSecond: (result.ok * batchSize) / result.seconds,
+    p50: result.p50,
+    p99: result.p99,
+    errors: result.non2xx + result.errors,
   };
 }
 
