@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { validateEvent, type EventRules } from '../core/usage-event.js';
-import { beginAndClaimKeys, storeNewBatch } from './key-ledger.js';
+import { beginAndClaimKeys, storeNewBatch, type KeyClaim } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
 import { encodeOutboxEvents, type OutboxEntry } from '../core/outbox-events.js';
 import { isPostgresUnavailable } from '../db/pool.js';
@@ -81,22 +81,18 @@ export async function ingestEvents(
     if (!isPostgresUnavailable(err)) throw err;
     throw new IngestUnavailableError('postgres', err);
   }
-  let accepted: OutboxEntry[] = [];
-  const window = { now, windowDays: deps.rules.backdatingWindowDays };
+  // Map order is request order, so the outbox keeps the events in order.
+  const firsts = [...firstByKey.values()];
+  const dedupeWindow = { now, windowDays: deps.rules.backdatingWindowDays };
+  let accepted = firsts;
+  /** Each key's claim, when the batch was claimed key by key; none when one statement took every key as new. */
+  let claims: Map<string, KeyClaim> | undefined;
   try {
-    // The usual batch, every key new: one statement claims the keys and stores the events, as its
-    // own transaction. Map order is request order, so the outbox keeps the events in order.
-    const firsts = [...firstByKey.values()];
-    if (await storeNewBatch(client, batchId, candidates, { events: encodeOutboxEvents(firsts), count: firsts.length }, window)) {
-      for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: 'accepted' };
-      accepted = firsts;
-      deps.crashPoint?.('committed', batchId);
-    } else {
-      // Some key is not new (nothing was kept): claim key by key in a transaction.
-      const claims = await beginAndClaimKeys(client, batchId, candidates, window);
-      for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims.get(c.key)! };
+    if (!(await storeNewBatch(client, batchId, candidates, { events: encodeOutboxEvents(firsts), count: firsts.length }, dedupeWindow))) {
+      // Some key is not new (the one statement kept nothing): claim key by key in a transaction.
+      claims = await beginAndClaimKeys(client, batchId, candidates, dedupeWindow);
       deps.crashPoint?.('keys-claimed', batchId);
-      accepted = firsts.filter((c) => claims.get(c.key) === 'accepted');
+      accepted = firsts.filter((c) => claims!.get(c.key) === 'accepted');
       if (accepted.length > 0) {
         await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
           batchId, encodeOutboxEvents(accepted), accepted.length,
@@ -104,8 +100,8 @@ export async function ingestEvents(
         deps.crashPoint?.('batch-stored', batchId);
       }
       await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
-      deps.crashPoint?.('committed', batchId);
     }
+    deps.crashPoint?.('committed', batchId);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release(true); // a connection that failed mid-transaction is not reused
@@ -114,6 +110,7 @@ export async function ingestEvents(
     throw new IngestUnavailableError('postgres', err);
   }
   client.release();
+  for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
   for (const r of repeats) {
     const first = firstByKey.get(r.key)!;
     const firstResult = results[first.index]!;

@@ -18,7 +18,7 @@ const UNIQUE_VIOLATION = '23505';
 const EARLIER_WEEK_CLAIM = 'TK001';
 
 /** The weeks a claim at `now` goes into (one, or two within `WEEK_EDGE_MS` of an edge; ascending) and the oldest week of the window. */
-function claimWeeks(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay } {
+function claimWindow(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay } {
   const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
   const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
   return { weeks, oldestWeek };
@@ -27,7 +27,11 @@ function claimWeeks(opts: { now: number; windowDays: number }): { weeks: Billing
 /** Keys in the earlier weeks of the window ($5 ≤ week < $6) that the batch names. */
 const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week >= $5 AND claim_week < $6 AND event_key = ANY($2::text[])`;
 
-/** Any batch: claims the keys that are free in every week of $1, and answers the ones claimed before. */
+/**
+ * Any batch: claims the keys that are free in every week of $1, and answers the ones claimed before.
+ * Its insert and earlier-week lookup are those of `tally_ingest_new_batch` (migration 015), with
+ * `ON CONFLICT`: a change to how a key is claimed goes into both.
+ */
 const CLAIM_KEYS = `WITH input AS (SELECT k, h FROM unnest($2::text[], $3::text[]) AS c(k, h)),
      claimed AS (INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
          SELECT w, k, decode(h, 'hex'), $4 FROM unnest($1::date[]) AS w, input ORDER BY k COLLATE "C", w
@@ -54,7 +58,7 @@ export async function storeNewBatch(
   outbox: { events: Buffer; count: number },
   opts: { now: number; windowDays: number },
 ): Promise<boolean> {
-  const { weeks, oldestWeek } = claimWeeks(opts);
+  const { weeks, oldestWeek } = claimWindow(opts);
   try {
     await client.query({
       name: 'tally-ingest-new-batch',
@@ -83,7 +87,7 @@ export async function beginAndClaimKeys(
   keys: readonly ClaimKey[],
   opts: { now: number; windowDays: number },
 ): Promise<Map<string, KeyClaim>> {
-  const { weeks, oldestWeek } = claimWeeks(opts);
+  const { weeks, oldestWeek } = claimWindow(opts);
   await client.query('BEGIN');
   const { rows } = await client.query<{ event_key: string }>({
     name: 'tally-claim-keys', text: CLAIM_KEYS, values: [weeks, keys.map((k) => k.key), keys.map((k) => k.hash), batchId, oldestWeek, weeks[0]],
