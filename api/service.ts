@@ -17,7 +17,7 @@ export interface ApiService {
 
 /** The API process: its dependencies, the listening server, and an orderly close. */
 export async function startApiService(config: Config, logger: Logger): Promise<ApiService> {
-  const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE, (err) => logger.warn({ err }, 'an idle Postgres connection was closed; the pool opens another when needed'));
+  const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE, logger);
   await migrate(db);
   // Lazy: the API starts (and answers 503 on ingest) even while Temporal is down.
   const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Logger } from '../core/logger.js';
 
 // numeric(38,0) totals arrive as strings and stay strings: quantities never pass through floating point.
 // bigint counts (int8) are safe as numbers up to 2^53, far beyond any day's event count.
@@ -37,12 +38,12 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
  * A pool whose connections may be closed by Postgres (a restart, a failover, a terminated backend)
  * without ending the process: pg reports that as an 'error' event, on the pool for an idle
  * connection and on the client for one checked out, and an 'error' event nobody listens to is
- * thrown. An idle connection is dropped and `onIdleError` told; a checked-out one also fails its
- * query, whose caller answers for it (ingest with a 503).
+ * thrown. An idle connection is dropped (and logged, given a logger); a checked-out one also fails
+ * its query, whose caller answers for it (ingest with a 503).
  */
-export function createPool(databaseUrl: string, max: number, onIdleError: (err: Error) => void = () => undefined): pg.Pool {
+export function createPool(databaseUrl: string, max: number, logger?: Pick<Logger, 'warn'>): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000, idleTimeoutMillis: IDLE_TIMEOUT_MS });
-  pool.on('error', onIdleError);
+  pool.on('error', (err) => logger?.warn({ err }, 'an idle Postgres connection was closed; the pool opens another when needed'));
   pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
@@ -62,5 +63,6 @@ export function isPostgresUnavailable(err: unknown): boolean {
     // 53 insufficient resources; 40001 / 40P01 serialization failure and deadlock.
     if (/^(08|57P|53)/.test(code) || code === '40001' || code === '40P01') return true;
   }
-  return typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect/i.test(message);
+  // pg's own words for a connection that dropped (mid-query, or before the next query on a client) or never came.
+  return typeof message === 'string' && /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect/i.test(message);
 }

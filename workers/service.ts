@@ -22,7 +22,7 @@ export interface WorkerService {
 /** The worker process: dependencies, the Temporal worker, its Schedules and its /metrics. */
 export async function startWorkerService(config: Config, logger: Logger, opts: { workflows?: WorkflowSource } = {}): Promise<WorkerService> {
   installSdkLogging(config, logger);
-  const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE, (err) => logger.warn({ err }, 'an idle Postgres connection was closed; the pool opens another when needed'));
+  const db = createPool(config.DATABASE_URL, config.DATABASE_POOL_SIZE, logger);
   const applied = await migrate(db);
   if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
   const rawEvents = rawEventStoreFrom(config);
