@@ -178,7 +178,8 @@ describe('a crash at each step of the ingest transaction', () => {
 
   it('in the one statement of a batch of new keys: nothing is kept and the retry is accepted once', async () => {
     // Another transaction holds an uncommitted claim of the batch's last key (keys are claimed in
-    // order), so the statement stops there, having inserted the first key; its backend is then killed.
+    // order), so the statement waits there after writing (its transaction has an id, which
+    // Postgres gives on the first write); its backend is then killed.
     const [first, last] = [eventAt('crash-one-a', `${today}T00:00:00Z`, 3), eventAt('crash-one-z', `${today}T00:00:00Z`, 4)];
     const before = await outboxRows();
     const blocker = await tally.db.connect();
@@ -190,7 +191,7 @@ describe('a crash at each step of the ingest transaction', () => {
       const ingest = ingestAt(now(), [first, last]);
       const pid = await eventually(async () => {
         const { rows } = await tally.db.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%tally_ingest_new_batch%'",
+          "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_xid IS NOT NULL AND query LIKE '%tally_ingest_new_batch%'",
         );
         expect(rows).toHaveLength(1);
         return rows[0]!.pid;
