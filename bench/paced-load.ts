@@ -1,8 +1,9 @@
 // Latency at a given load, measured open-loop: request i is sent at start + i / rate whatever
 // the earlier ones are doing, and its latency counts from that planned instant (a server that
 // falls behind is charged for the queue it builds, not excused by a client that waits for it).
-// A rate-limited closed-loop generator (autocannon's, used here before) sends each second's quota back to back at the second's start,
-// which measures bursts at full speed, not an even half load: hence this generator.
+// A rate-limited closed-loop generator (autocannon's, used here before) sends each second's
+// quota back to back at the second's start, which measures bursts at full speed, not an even half
+// load: hence this generator.
 import http from 'node:http';
 
 export interface PacedRun {
