@@ -1,7 +1,7 @@
 // Full speed, closed loop: each connection sends its next request as soon as the previous answer
 // has arrived. Requests are prebuilt byte for byte and answers are read only as far as their status
 // line and Content-Length, so the load generator, which shares the cores with the stack it loads,
-// spends little CPU on them (docs/benchmarks.md: autocannon took 1.1–2.2 ms per request there).
+// spends little CPU on them (docs/benchmarks.md: autocannon took 1.1–2.3 ms per request there).
 import net from 'node:net';
 
 export interface ClosedRun {
