@@ -65,8 +65,6 @@ export async function ingestEvents(
   });
   if (firstByKey.size === 0) return { batchId: null, workflowId: null, results };
 
-  // Keys in a fixed order: two requests sharing keys lock them in the same order and cannot deadlock.
-  const candidates = [...firstByKey.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
   try {
     await deps.temporalHealth.check();
   } catch (err) {
@@ -81,16 +79,18 @@ export async function ingestEvents(
     if (!isPostgresUnavailable(err)) throw err;
     throw new IngestUnavailableError('postgres', err);
   }
-  // Map order is request order, so the outbox keeps the events in order.
+  // Map order is request order, so the outbox keeps the events in order. The claims insert the
+  // keys sorted (byte order, in SQL): two requests sharing keys lock them in the same order and
+  // cannot deadlock.
   const firsts = [...firstByKey.values()];
   const dedupeWindow = { now, windowDays: deps.rules.backdatingWindowDays };
   let accepted = firsts;
   /** Each key's claim, when the batch was claimed key by key; none when one statement took every key as new. */
   let claims: Map<string, KeyClaim> | undefined;
   try {
-    if (!(await storeNewBatch(client, batchId, candidates, { events: encodeOutboxEvents(firsts), count: firsts.length }, dedupeWindow))) {
+    if (!(await storeNewBatch(client, batchId, firsts, { events: encodeOutboxEvents(firsts), count: firsts.length }, dedupeWindow))) {
       // Some key is not new (the one statement kept nothing): claim key by key in a transaction.
-      claims = await beginAndClaimKeys(client, batchId, candidates, dedupeWindow);
+      claims = await beginAndClaimKeys(client, batchId, firsts, dedupeWindow);
       deps.crashPoint?.('keys-claimed', batchId);
       accepted = firsts.filter((c) => claims!.get(c.key) === 'accepted');
       if (accepted.length > 0) {
@@ -110,7 +110,7 @@ export async function ingestEvents(
     throw new IngestUnavailableError('postgres', err);
   }
   client.release();
-  for (const c of candidates) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
+  for (const c of firsts) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
   for (const r of repeats) {
     const first = firstByKey.get(r.key)!;
     const firstResult = results[first.index]!;
