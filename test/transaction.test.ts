@@ -46,9 +46,10 @@ describe('a connection Postgres closes', () => {
       let lost: unknown, next: unknown;
       try {
         const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-        const sleeping = client.query('SELECT pg_sleep(30)');
+        // Its failure is taken at once: it may come while the line below still waits.
+        const sleeping = client.query('SELECT pg_sleep(30)').then(() => undefined, (err: unknown) => err);
         await terminate(pid);
-        lost = await sleeping.then(() => undefined, (err: unknown) => err);
+        lost = await sleeping;
         // The socket's end, after the query's error, while the client is still checked out.
         await new Promise((r) => setTimeout(r, 200));
         next = await client.query('SELECT 1').then(() => undefined, (err: unknown) => err);
