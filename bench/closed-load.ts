@@ -1,8 +1,8 @@
 // Full speed, closed loop: each connection sends its next request as soon as the previous answer
-// has arrived. Requests are prebuilt byte for byte and answers are read only as far as their status
-// line and Content-Length, so the load generator, which shares the cores with the stack it loads,
-// spends little CPU on them (docs/benchmarks.md: autocannon took 1.1–2.3 ms per request there).
-import net from 'node:net';
+// has arrived, over bench/http-wire.ts (docs/benchmarks.md: autocannon, used before, took
+// 1.1–2.3 ms of CPU per request on the cores it shares with the stack it loads). The connections
+// are opened in turn, so they are spread evenly over the API's processes.
+import { answeringConnection, connectionsInTurn, requestsOnTheWire } from './http-wire.js';
 
 export interface ClosedRun {
   ok: number;
@@ -19,62 +19,41 @@ export interface ClosedRun {
 export async function closedLoad(opts: {
   url: string;
   path: string;
+  /** A GET answered on each connection before the load starts (bench/http-wire.ts). */
+  greeting: string;
   headers: Record<string, string>;
   bodies: readonly Buffer[];
   requests: number;
   connections: number;
 }): Promise<ClosedRun> {
   const target = new URL(opts.url);
-  const head = (length: number) =>
-    `POST ${opts.path} HTTP/1.1\r\nhost: ${target.host}\r\n${Object.entries(opts.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}content-length: ${length}\r\n\r\n`;
-  const wire = opts.bodies.map((b) => Buffer.concat([Buffer.from(head(b.length), 'latin1'), b]));
+  const wire = requestsOnTheWire(target, opts.path, opts.headers, opts.bodies);
   const latencies: number[] = [];
   let ok = 0, non2xx = 0, errors = 0, sent = 0;
-  const started = performance.now();
-  let last = started;
-  const connection = () => new Promise<void>((resolve) => {
-    const socket = net.connect(Number(target.port), target.hostname);
-    socket.setNoDelay(true);
-    let buffered: Buffer = Buffer.alloc(0);
-    let need = -1; // bytes of the current answer, once its head is read
-    let status = 0;
+  const conns = await connectionsInTurn(opts.connections, () => {
     let sentAt = 0;
     const next = () => {
-      if (sent >= opts.requests) return void socket.end();
+      if (sent >= opts.requests) return void conn.socket.end();
       sentAt = performance.now();
-      socket.write(wire[sent++ % wire.length]!);
+      conn.socket.write(wire[sent++ % wire.length]!);
     };
-    socket.on('connect', next);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      for (;;) {
-        if (need < 0) {
-          const end = buffered.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          const text = buffered.subarray(0, end).toString('latin1');
-          const length = /\r\ncontent-length: *(\d+)/i.exec(text);
-          if (!length) throw new Error(`an answer without Content-Length: ${text.split('\r\n')[0]}`);
-          status = Number(text.slice(9, 12));
-          need = end + 4 + Number(length[1]);
-        }
-        if (buffered.length < need) return;
-        buffered = buffered.subarray(need);
-        need = -1;
-        last = performance.now();
-        if (status < 300) {
-          ok++;
-          latencies.push(last - sentAt);
-        } else non2xx++;
-        next();
-      }
-    });
-    socket.on('error', () => {
-      errors++;
-      resolve();
-    });
-    socket.on('close', () => resolve());
+    const conn = Object.assign(answeringConnection(target, opts.greeting, (status) => {
+      last = performance.now();
+      if (status < 300) {
+        ok++;
+        latencies.push(last - sentAt);
+      } else non2xx++;
+      next();
+    }), { next });
+    return conn;
   });
-  await Promise.all(Array.from({ length: opts.connections }, connection));
+  const started = performance.now();
+  let last = started;
+  for (const conn of conns) conn.next();
+  await Promise.all(conns.map(async (conn) => {
+    await conn.closed;
+    if (conn.failed()) errors++;
+  }));
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
   return { ok, non2xx, errors, seconds: (last - started) / 1000, p50: at(0.5), p99: at(0.99) };

@@ -79,7 +79,7 @@ const payloadsFor = (label: string) => bodies(`${label}-${randomBytes(4).toStrin
 /** At full speed: every connection sends its next request as soon as its answer is in (bench/closed-load.ts). */
 async function load(url: string, label: string, payloads = payloadsFor(label)): Promise<Run> {
   const result = await closedLoad({
-    url, path: '/v1/events', headers: { 'content-type': 'application/json', authorization }, bodies: payloads, requests, connections,
+    url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization }, bodies: payloads, requests, connections,
   });
   if (result.ok === 0) throw new Error(`${label}: no request succeeded (${result.non2xx} non-2xx, ${result.errors} errors)`);
   process.stderr.write(`  ${label}: ${result.ok}/${requests} ok in ${result.seconds.toFixed(1)} s, p50 ${result.p50} ms, p99 ${result.p99} ms\n`);
@@ -95,8 +95,8 @@ async function load(url: string, label: string, payloads = payloadsFor(label)): 
 /** Latency at an even rate (bench/paced-load.ts): what "half load" means. */
 async function paced(url: string, label: string, rate: number): Promise<Run> {
   const run = await pacedLoad({
-    url: `${url}/v1/events`, headers: { 'content-type': 'application/json', authorization },
-    bodies: bodies(`${label}-${randomBytes(4).toString('hex')}`, halfRequests + rate), rate, requests: halfRequests, connections,
+    url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization },
+    bodies: bodies(`${label}-${randomBytes(4).toString('hex')}`, halfRequests + rate).map((b) => Buffer.from(b)), rate, requests: halfRequests, connections,
     warmup: rate, // one second at the same rate, not counted
   });
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.

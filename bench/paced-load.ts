@@ -1,10 +1,16 @@
-// Latency at a given load, measured open-loop: request i is sent at start + i / rate whatever
+// Latency at a given load, measured open-loop: request i is planned at start + i / rate whatever
 // the earlier ones are doing, and its latency counts from that planned instant (a server that
 // falls behind is charged for the queue it builds, not excused by a client that waits for it).
 // A rate-limited closed-loop generator (autocannon's, used here before) sends each second's
 // quota back to back at the second's start, which measures bursts at full speed, not an even half
 // load: hence this generator.
-import http from 'node:http';
+//
+// The connections are all opened first, in turn (bench/http-wire.ts), and take the requests in
+// turn (the one idle longest takes the next), as many producers each with a connection of its own
+// would. Node's http.Agent, used here before, reuses the socket freed last: at half load a few
+// sockets carried nearly every request, and when those were taken by one of the API's processes,
+// that process served up to 1,753 of 1,799 requests while the other idled (docs/benchmarks.md).
+import { answeringConnection, connectionsInTurn, requestsOnTheWire } from './http-wire.js';
 
 export interface PacedRun {
   sent: number;
@@ -24,66 +30,104 @@ export interface PacedRun {
 
 export async function pacedLoad(opts: {
   url: string;
+  path: string;
+  /** A GET answered on each connection before the load starts (bench/http-wire.ts). */
+  greeting: string;
   headers: Record<string, string>;
-  bodies: readonly string[];
+  bodies: readonly Buffer[];
   /** Requests per second, spread evenly. */
   rate: number;
   requests: number;
-  /** Most requests in flight at once; a planned request waits for a socket beyond that. */
+  /** Connections, opened before the first request; a planned request waits for an idle one beyond that. */
   connections: number;
   /**
    * Requests sent first at the same rate on the same connections and not counted: the server
-   * reaches its steady state (connections open, the load generator's sockets warm) before
-   * latency is measured. A server idle before the run is otherwise charged for waking up.
+   * reaches its steady state (the load generator's sockets warm) before latency is measured.
+   * A server idle before the run is otherwise charged for waking up.
    */
   warmup?: number;
 }): Promise<PacedRun> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections });
   const target = new URL(opts.url);
-  const latencies: number[] = [];
+  const wire = requestsOnTheWire(target, opts.path, opts.headers, opts.bodies);
+  const warmup = opts.warmup ?? 0;
+  const total = warmup + opts.requests;
+  const gap = 1000 / opts.rate;
   const timeline: { at: number; ms: number }[] = [];
   let errors = 0;
-  const started = performance.now();
-  const gap = 1000 / opts.rate;
-  const warmup = opts.warmup ?? 0;
-  const countedFrom = new Date(Date.now() + warmup * gap);
-  const send = (i: number) => new Promise<void>((resolve) => {
-    const planned = started + i * gap;
-    const body = opts.bodies[i % opts.bodies.length]!;
-    const counted = i >= warmup;
-    const req = http.request({
-      host: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent,
-      headers: { ...opts.headers, 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        if (res.statusCode !== undefined && res.statusCode < 300) {
-          if (counted) {
-            latencies.push(performance.now() - planned);
-            timeline.push({ at: Math.round(planned - started - warmup * gap), ms: Math.round(performance.now() - planned) });
-          }
-        } else errors++;
-        resolve();
-      });
-    });
-    req.on('error', () => {
-      errors++;
-      resolve();
-    });
-    req.end(body);
+  let settled = 0;
+  let allSettled = () => {};
+  const done = new Promise<void>((resolve) => (allSettled = resolve));
+  const settle = () => {
+    if (++settled === total) allSettled();
+  };
+  let started = 0;
+  const planned = (i: number) => started + i * gap;
+
+  type Conn = ReturnType<typeof answeringConnection> & { current: number };
+  const idle: Conn[] = [];
+  const waiting: number[] = [];
+  let open = 0;
+  const send = (conn: Conn, i: number) => {
+    conn.current = i;
+    conn.socket.write(wire[i % wire.length]!);
+  };
+  const free = (conn: Conn) => {
+    const i = waiting.shift();
+    if (i === undefined) idle.push(conn);
+    else send(conn, i);
+  };
+  const conns = await connectionsInTurn(opts.connections, () => {
+    const conn: Conn = Object.assign(answeringConnection(target, opts.greeting, (status) => {
+      const i = conn.current;
+      if (status < 300) {
+        if (i >= warmup) timeline.push({ at: Math.round(planned(i) - planned(warmup)), ms: performance.now() - planned(i) });
+      } else errors++;
+      settle();
+      free(conn);
+    }), { current: -1 });
+    return conn;
   });
-  const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < warmup + opts.requests; i++) {
-    const wait = started + i * gap - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    inFlight.push(send(i));
+  for (const conn of conns) {
+    open++;
+    idle.push(conn);
+    void conn.closed.then(() => {
+      open--;
+      const at = idle.indexOf(conn);
+      if (at >= 0) idle.splice(at, 1);
+      else if (conn.current >= 0) {
+        errors++; // its request in flight is lost
+        settle();
+      }
+      conn.current = -1;
+      if (open === 0) while (waiting.length > 0) {
+        waiting.shift();
+        errors++;
+        settle();
+      }
+    });
   }
-  await Promise.all(inFlight);
-  const seconds = (performance.now() - started) / 1000 - warmup * gap / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
+
+  started = performance.now();
+  const countedFrom = new Date(Date.now() + warmup * gap);
+  for (let i = 0; i < total; i++) {
+    const wait = planned(i) - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const conn = idle.shift();
+    if (conn) send(conn, i);
+    else if (open > 0) waiting.push(i);
+    else {
+      errors++;
+      settle();
+    }
+  }
+  await done;
+  const seconds = (performance.now() - planned(warmup)) / 1000;
+  for (const conn of conns) conn.socket.destroy();
+  const latencies = timeline.map((r) => r.ms).sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return { sent: opts.requests, ok: latencies.length, errors, seconds, countedFrom, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
-    timeline: timeline.sort((a, b) => a.at - b.at),
+  for (const r of timeline) r.ms = Math.round(r.ms);
+  timeline.sort((a, b) => a.at - b.at);
+  return { sent: opts.requests, ok: timeline.length, errors, seconds, countedFrom, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
+    timeline,
     slowest: [...timeline].sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
 }
