@@ -58,9 +58,11 @@ function median(values: number[]): number {
 
 interface Run { eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number }
 
-function bodies(prefix: string, count: number): string[] {
+/** Request bodies with keys unique to this call, built before a run so that their making is not counted in it. */
+function bodies(label: string, count: number): Buffer[] {
   const day = billingDayOf(Date.now());
-  return Array.from({ length: count }, (_, r) => JSON.stringify({
+  const prefix = `${label}-${randomBytes(4).toString('hex')}`;
+  return Array.from({ length: count }, (_, r) => Buffer.from(JSON.stringify({
     events: Array.from({ length: batchSize }, (_, i) => ({
       uniqueKey: `${prefix}-${r}-${i}`,
       internalInstanceId: `bench-instance-${i % 50}`,
@@ -68,16 +70,13 @@ function bodies(prefix: string, count: number): string[] {
       amounts: { 'container-seconds': 1 + (i % 3600), 'node-seconds': 60 },
       metadata: { service: 'bench' },
     })),
-  }));
+  })));
 }
 
 let authorization = '';
 
-/** Request bodies with unique keys, built before a run so that their making is not counted in it. */
-const payloadsFor = (label: string) => bodies(`${label}-${randomBytes(4).toString('hex')}`, requests).map((b) => Buffer.from(b));
-
 /** At full speed: every connection sends its next request as soon as its answer is in (bench/closed-load.ts). */
-async function load(url: string, label: string, payloads = payloadsFor(label)): Promise<Run> {
+async function load(url: string, label: string, payloads = bodies(label, requests)): Promise<Run> {
   const result = await closedLoad({
     url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization }, bodies: payloads, requests, connections,
   });
@@ -96,7 +95,7 @@ async function load(url: string, label: string, payloads = payloadsFor(label)): 
 async function paced(url: string, label: string, rate: number): Promise<Run> {
   const run = await pacedLoad({
     url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization },
-    bodies: bodies(`${label}-${randomBytes(4).toString('hex')}`, halfRequests + rate).map((b) => Buffer.from(b)), rate, requests: halfRequests, connections,
+    bodies: bodies(label, halfRequests + rate), rate, requests: halfRequests, connections,
     warmup: rate, // one second at the same rate, not counted
   });
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
@@ -197,7 +196,7 @@ try {
     await outboxDrained(db);
     await checkpoint(db);
     const label = `round ${round}: tally`;
-    const payloads = payloadsFor(label); // built outside the CPU window below
+    const payloads = bodies(label, requests); // built outside the CPU window below
     const cpuBefore = processTable();
     const tally = await load(apiUrl, label, payloads);
     const cpuAfter = processTable();
