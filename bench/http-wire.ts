@@ -62,11 +62,11 @@ export function answeringConnection(url: URL, greeting: string, onAnswer: (statu
 }
 
 /**
- * `count` connections opened one after another, each greeted before the next is opened. node:cluster's
- * primary hands a connection to the first process free to take it, and a process that has just
- * taken one takes the next waiting too: 16 connections opened at once were split 12/4 or 14/2
- * between the API's two processes (docs/benchmarks.md). Opened in turn they alternate, as the
- * connections of many producers arriving over time would.
+ * `count` connections opened one after another, each greeted before the next is opened.
+ * node:cluster's primary hands a connection to the first process free to take it, and a process
+ * that has just taken one takes the next waiting too: with 16 connections opened at once, the
+ * API's two processes served requests in shares of 12/4 to 14/2 (docs/benchmarks.md). Opened in
+ * turn they alternate, as the connections of many producers arriving over time would.
  */
 export async function connectionsInTurn<T extends { connected: Promise<void> }>(count: number, open: () => T): Promise<T[]> {
   const out: T[] = [];

@@ -7,9 +7,8 @@
 //
 // The connections are all opened first, in turn (bench/http-wire.ts), and take the requests in
 // turn (the one idle longest takes the next), as many producers each with a connection of its own
-// would. Node's http.Agent, used here before, reuses the socket freed last: at half load a few
-// sockets carried nearly every request, and when those were taken by one of the API's processes,
-// that process served up to 1,753 of 1,799 requests while the other idled (docs/benchmarks.md).
+// would. Node's http.Agent, used here before, reuses the socket freed last: at half load the
+// requests kept to a few sockets, and when one of the API's processes held those, it served up to 1,753 of 1,800 requests (docs/benchmarks.md).
 import { answeringConnection, connectionsInTurn, requestsOnTheWire } from './http-wire.js';
 
 export interface PacedRun {
