@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { startBigQueryEmulator } from './bigquery-emulator.js';
+import { startBigQueryEmulator, type BigQueryEmulator } from './bigquery-emulator.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { assertPortFree, freePort } from './process.js';
 import { startTemporalDevServer } from './temporal.js';
@@ -10,6 +10,8 @@ export interface LocalStack {
   env: Record<string, string>;
   /** What runs where, for people. */
   places: { name: string; where: string }[];
+  /** The BigQuery emulator's cgroup, when `emulatorCpuGroup` asked for one. */
+  emulatorCpuGroup?: BigQueryEmulator['cpuGroup'];
   stop(): Promise<void>;
 }
 
@@ -24,6 +26,8 @@ export interface LocalStackOptions {
   external?: Record<string, string | undefined>;
   /** Niceness of the BigQuery emulator (bigquery-emulator.ts); 0 unless given. */
   emulatorNiceness?: number;
+  /** Run the BigQuery emulator in a cgroup of its own, whose cap the caller sets (bigquery-emulator.ts). */
+  emulatorCpuGroup?: boolean;
 }
 
 const defaultPorts = { temporal: 7233, temporalUi: 8233, postgres: 5433, bigquery: 9050, bigqueryGrpc: 9060 };
@@ -36,6 +40,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const env: Record<string, string> = {};
   const places: LocalStack['places'] = [];
   const stops: (() => Promise<void>)[] = [];
+  let emulatorCpuGroup: LocalStack['emulatorCpuGroup'];
 
   const starts: Promise<void>[] = [];
   if (external.TEMPORAL_ADDRESS === undefined) {
@@ -79,7 +84,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         dataDir: opts.persistent ? ensureDir(path.join(opts.dataDir, 'bigquery')) : undefined,
         logDir,
         niceness: opts.emulatorNiceness,
+        cpuGroup: opts.emulatorCpuGroup,
       });
+      emulatorCpuGroup = bigquery.cpuGroup;
       stops.push(() => bigquery.process.stop());
       env.BIGQUERY_API_ENDPOINT = bigquery.apiEndpoint;
       places.push({ name: 'BigQuery emulator', where: bigquery.apiEndpoint });
@@ -95,7 +102,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await stop();
     throw failed.reason;
   }
-  return { env, places, stop };
+  return { env, places, emulatorCpuGroup, stop };
 }
 
 async function pickFreePorts(): Promise<typeof defaultPorts> {
