@@ -31,8 +31,18 @@ export async function startTemporalDevServer(opts: {
     ...Object.entries(searchAttributes).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
     ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
   ];
-  const proc = startProcess('temporal dev server', temporalCli, args, { logFile });
-  await waitForPort(proc, opts.port, 60_000, logFile);
-  await waitForPort(proc, opts.uiPort, 30_000, logFile);
-  return { address: `127.0.0.1:${opts.port}`, uiUrl: `http://127.0.0.1:${opts.uiPort}`, process: proc };
+  // The dev server picks free ports of its own for its internal services as it starts, and one
+  // of them can be the port given it for the frontend, not bound yet: it then exits with "address
+  // already in use" (seen once in a benchmark run). Its next start picks other ports.
+  for (let attempt = 1; ; attempt++) {
+    const proc = startProcess('temporal dev server', temporalCli, args, { logFile });
+    try {
+      await waitForPort(proc, opts.port, 60_000, logFile);
+      await waitForPort(proc, opts.uiPort, 30_000, logFile);
+      return { address: `127.0.0.1:${opts.port}`, uiUrl: `http://127.0.0.1:${opts.uiPort}`, process: proc };
+    } catch (err) {
+      await proc.stop();
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
 }
