@@ -36,6 +36,11 @@ const { values: args } = parseArgs({
     // The BigQuery emulator's niceness: it stands in for a remote service, so by default it takes
     // the cores only when the API and Postgres leave them (docs/benchmarks.md).
     'emulator-niceness': { type: 'string', default: '19' },
+    // Cores the emulator may use while Tally's latency at half load is measured (a cgroup of its
+    // own; 0: no cap). It spends about 35 µs of CPU per row, 35 ms per request of 500 events, three
+    // times Tally's own work for the request, which a BigQuery on other machines would take from
+    // none of these two cores. Each round measures the half load with and without the cap.
+    'emulator-cpu': { type: 'string', default: '0.25' },
     // API processes (API_PROCESSES): one per core by default, as a deployment would size it.
     'api-processes': { type: 'string', default: String(os.cpus().length) },
     // Rounds of baseline-then-Tally, interleaved; the figures are the rounds' medians. One short
@@ -48,6 +53,7 @@ const requests = Number(args.requests);
 const halfRequests = Number(args['half-requests']);
 const connections = Number(args.connections);
 const rounds = Number(args.rounds);
+const emulatorCpu = Number(args['emulator-cpu']);
 
 /** The middle value (the mean of the two middle ones for an even count). */
 function median(values: number[]): number {
@@ -56,7 +62,11 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-interface Run { eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number }
+interface Run {
+  eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number;
+  /** Cores each component used over a half-load run, from its first request to its last answer. */
+  cores?: Map<string, number>;
+}
 
 /** Request bodies with keys unique to this call, built before a run so that their making is not counted in it. */
 function bodies(label: string, count: number): Buffer[] {
@@ -92,12 +102,17 @@ async function load(url: string, label: string, payloads = bodies(label, request
 }
 
 /** Latency at an even rate (bench/paced-load.ts): what "half load" means. */
-async function paced(url: string, label: string, rate: number): Promise<Run> {
+async function paced(url: string, label: string, rate: number, components: Parameters<typeof cpuByComponent>[2] = []): Promise<Run> {
+  const payloads = bodies(label, halfRequests + rate);
+  const cpuBefore = processTable();
+  const started = performance.now();
   const run = await pacedLoad({
     url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization },
-    bodies: bodies(label, halfRequests + rate), rate, requests: halfRequests, connections,
+    bodies: payloads, rate, requests: halfRequests, connections,
     warmup: rate, // one second at the same rate, not counted
   });
+  const wall = (performance.now() - started) / 1000;
+  const cores = new Map(cpuByComponent(cpuBefore, processTable(), components).map((c) => [c.name, c.seconds / wall]));
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
   if (process.env.BENCH_TRACE) {
     fs.mkdirSync(process.env.BENCH_TRACE, { recursive: true });
@@ -105,7 +120,7 @@ async function paced(url: string, label: string, rate: number): Promise<Run> {
     fs.writeFileSync(file, JSON.stringify({ countedFrom: run.countedFrom.getTime(), rate, timeline: run.timeline }));
   }
   process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
-  return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors };
+  return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores };
 }
 
 function startChild(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
@@ -137,6 +152,28 @@ async function checkpoint(db: pg.Client): Promise<void> {
   await db.query('CHECKPOINT');
 }
 
+/**
+ * A running deployment's Postgres holds, after each checkpoint, up to `min_wal_size` of old WAL
+ * segments renamed for reuse (devstack/postgres.ts sets 1 GB). The benchmark's fresh cluster has
+ * none: its first half-load runs created a segment every second or two, each written full of
+ * zeros and flushed while the commits waited (docs/benchmarks.md). This writes that many segments
+ * once (switching to a new one after a small WAL record each time), and the checkpoint after
+ * keeps them for reuse.
+ */
+async function preallocateWal(db: pg.Client): Promise<number> {
+  const { rows } = await db.query<{ segments: number }>(
+    `SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'min_wal_size') * 1024 * 1024
+            / (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segments`,
+  );
+  const segments = Number(rows[0]!.segments);
+  for (let i = 0; i < segments; i++) {
+    await db.query(`SELECT pg_logical_emit_message(false, 'tally-bench', 'segment')`);
+    await db.query('SELECT pg_switch_wal()');
+  }
+  await checkpoint(db);
+  return segments;
+}
+
 async function waitForHttp(url: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (await fetch(url).then((r) => r.ok, () => false)) return;
@@ -148,7 +185,13 @@ async function waitForHttp(url: string): Promise<void> {
 const dataDir = path.join(projectRoot, '.data', `bench-${process.pid}`);
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
 const children: ChildProcess[] = [];
-const stack = await startLocalStack({ dataDir, persistent: false, ports: 'free', emulatorNiceness: Number(args['emulator-niceness']) });
+const stack = await startLocalStack({
+  dataDir, persistent: false, ports: 'free', emulatorNiceness: Number(args['emulator-niceness']), emulatorCpuGroup: emulatorCpu > 0,
+});
+const emulatorGroup = stack.emulatorCpuGroup && !('unavailable' in stack.emulatorCpuGroup) ? stack.emulatorCpuGroup : undefined;
+if (emulatorCpu > 0 && !emulatorGroup) {
+  process.stderr.write(`The emulator cannot be capped (${(stack.emulatorCpuGroup as { unavailable?: string } | undefined)?.unavailable ?? 'no cgroup'}); the half load runs once, uncapped.\n`);
+}
 // One connection for the benchmark's own questions to Postgres (the outbox, checkpoints).
 const db = new pg.Client({ connectionString: stack.env.DATABASE_URL });
 try {
@@ -178,6 +221,9 @@ try {
   process.stderr.write(`Ingest benchmark: ${requests} requests of ${batchSize} events, ${connections} connections\n`);
   await load(baselineUrl, 'warm-up baseline');
   await load(apiUrl, 'warm-up tally');
+  await outboxDrained(db);
+  const walSegments = await preallocateWal(db);
+  process.stderr.write(`  ${walSegments} WAL segments written and kept for reuse\n`);
   const components = [
     { name: 'load generator', pids: [process.pid] },
     { name: 'Tally API', pids: [api.pid!] },
@@ -190,7 +236,7 @@ try {
   const cpuSeconds = new Map<string, number>();
   let tallySeconds = 0;
   const drainLags: number[] = [];
-  const results: { baseline: Run; tally: Run; baselineHalf: Run; tallyHalf: Run }[] = [];
+  const results: { baseline: Run; tally: Run; baselineHalf: Run; tallyHalf: Run; tallyHalfUncapped?: Run; cappedDrainLag?: number }[] = [];
   for (let round = 1; round <= rounds; round++) {
     const baseline = await load(baselineUrl, `round ${round}: baseline`);
     await outboxDrained(db);
@@ -204,10 +250,24 @@ try {
     await checkpoint(db);
     for (const c of cpuByComponent(cpuBefore, cpuAfter, components)) cpuSeconds.set(c.name, (cpuSeconds.get(c.name) ?? 0) + c.seconds);
     tallySeconds += requests / tally.requestsPerSecond;
-    const tallyHalf = await paced(apiUrl, `round ${round}: tally half load`, Math.max(1, Math.floor(tally.requestsPerSecond / 2)));
-    await outboxDrained(db);
+    const halfRate = Math.max(1, Math.floor(tally.requestsPerSecond / 2));
+    // With the emulator capped and without, in turns (which goes first alternates by round), each
+    // from an empty outbox; the cap is lifted for the drain that follows.
+    let tallyHalf: Run | undefined;
+    let tallyHalfUncapped: Run | undefined;
+    let cappedDrainLag: number | undefined;
+    for (const capped of emulatorGroup ? (round % 2 === 1 ? [true, false] : [false, true]) : [false]) {
+      if (capped) emulatorGroup!.limit(emulatorCpu);
+      const run = await paced(apiUrl, `round ${round}: tally half load${capped ? `, emulator capped at ${emulatorCpu} core` : emulatorGroup ? ', emulator uncapped' : ''}`, halfRate, components);
+      process.stderr.write(`    cores: ${[...run.cores!].map(([name, c]) => `${name} ${c.toFixed(2)}`).join(', ')}\n`);
+      emulatorGroup?.limit(null);
+      const lag = await outboxDrained(db);
+      if (capped) [tallyHalf, cappedDrainLag] = [run, lag];
+      else if (emulatorGroup) tallyHalfUncapped = run;
+      else tallyHalf = run;
+    }
     const baselineHalf = await paced(baselineUrl, `round ${round}: baseline half load`, Math.max(1, Math.floor(baseline.requestsPerSecond / 2)));
-    results.push({ baseline, tally, baselineHalf, tallyHalf });
+    results.push({ baseline, tally, baselineHalf, tallyHalf: tallyHalf!, tallyHalfUncapped, cappedDrainLag });
   }
   const cpu = [...components.map((c) => c.name), 'other'].filter((name) => cpuSeconds.has(name)).map((name) => ({ name, seconds: cpuSeconds.get(name)! }));
   // Each column's median over the rounds; errors are summed.
@@ -219,7 +279,12 @@ try {
   const tally = medianRun(results.map((r) => r.tally));
   const baselineHalf = medianRun(results.map((r) => r.baselineHalf));
   const tallyHalf = medianRun(results.map((r) => r.tallyHalf));
+  const uncappedRuns = results.flatMap((r) => (r.tallyHalfUncapped ? [r.tallyHalfUncapped] : []));
+  const tallyHalfUncapped = uncappedRuns.length > 0 ? medianRun(uncappedRuns) : undefined;
   const drainLag = median(drainLags);
+  /** A component's cores over some half-load runs: the median, as "0.25". */
+  const coresOf = (runs: Run[], name: string) => median(runs.map((r) => r.cores?.get(name) ?? 0)).toFixed(2);
+  const halfCores = (runs: Run[]) => ['Tally API', 'Postgres', 'Tally worker (drainer)', 'BigQuery emulator'].map((name) => `${name} ${coresOf(runs, name)}`).join(', ');
 
   const forwardOpts = { port: forwardPort, connections: 8, messages: requests, batch: batchSize, day: billingDayOf(Date.now()) };
   await forwardLoad({ ...forwardOpts, messages: Math.ceil(requests / 4), prefix: `fwd-warm-${randomBytes(4).toString('hex')}` });
@@ -237,21 +302,27 @@ try {
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
     `${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
-    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, the BigQuery emulator at niceness ${args['emulator-niceness']}.`,
+    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, the BigQuery emulator at niceness ${args['emulator-niceness']}${tallyHalfUncapped ? `; while Tally's half load is measured the emulator is also held to ${emulatorCpu} core (a cgroup: it stands in for a BigQuery on other machines), and each round measures that half load without the cap too` : ''}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     row('baseline: bare Fastify, parse + validate', baseline, baselineHalf),
-    row(args['no-drain'] ? 'Tally: durable ingest, no worker draining into the emulator' : 'Tally: durable ingest, whole stack up', tally, tallyHalf),
+    row(args['no-drain'] ? 'Tally: durable ingest, no worker draining into the emulator' : `Tally: durable ingest, whole stack up${tallyHalfUncapped ? `, emulator held to ${emulatorCpu} core at half load` : ''}`, tally, tallyHalf),
+    ...(tallyHalfUncapped ? [`| Tally: same, emulator not capped at half load |  |  | ${tallyHalfUncapped.p50} | ${tallyHalfUncapped.p99} | ${tallyHalfUncapped.errors} |`] : []),
     `| Tally: Fluentd forward, msgpack Forward mode with acks, 8 senders (latency at full load) | ${Math.round(forward.eventsPerSecond).toLocaleString('en-US')} | ${(forward.eventsPerSecond / batchSize).toFixed(1)} | ${forward.p50} | ${forward.p99} | ${forward.errors} |`,
     '',
     `Ratio Tally / baseline: **${ratio.toFixed(2)}** (median of the rounds' ratios). Targets: ≥ 50,000 events/s, ratio ≥ 0.5, p99 ≤ 50 ms at half load.`,
     `Half load is open-loop at an even rate (bench/paced-load.ts), latency counted from each request's planned send time, after one second at that rate that is not counted.`,
     '',
-    '| round | baseline events/s | Tally events/s | ratio | baseline p99 ms at half load | Tally p99 ms at half load |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...results.map((r, i) => `| ${i + 1} | ${Math.round(r.baseline.eventsPerSecond).toLocaleString('en-US')} | ${Math.round(r.tally.eventsPerSecond).toLocaleString('en-US')} | ${ratios[i]!.toFixed(2)} | ${r.baselineHalf.p99} | ${r.tallyHalf.p99} |`),
+    `| round | baseline events/s | Tally events/s | ratio | baseline p99 ms at half load | Tally p99 ms at half load |${tallyHalfUncapped ? ' Tally p99 ms, emulator not capped |' : ''}`,
+    `| ---: | ---: | ---: | ---: | ---: | ---: |${tallyHalfUncapped ? ' ---: |' : ''}`,
+    ...results.map((r, i) => `| ${i + 1} | ${Math.round(r.baseline.eventsPerSecond).toLocaleString('en-US')} | ${Math.round(r.tally.eventsPerSecond).toLocaleString('en-US')} | ${ratios[i]!.toFixed(2)} | ${r.baselineHalf.p99} | ${r.tallyHalf.p99} |${r.tallyHalfUncapped ? ` ${r.tallyHalfUncapped.p99} |` : ''}`),
     '',
+    ...(tallyHalfUncapped ? [
+      `Cores used during Tally's half-load runs (medians of the rounds), the emulator capped: ${halfCores(results.map((r) => r.tallyHalf))}; not capped: ${halfCores(uncappedRuns)}.`,
+      `After a capped half load the outbox was empty again ${median(results.map((r) => r.cappedDrainLag ?? 0)).toFixed(1)} s (median) after the last answer, the cap lifted (the emulator spends about 35 µs of CPU per row, docs/benchmarks.md).`,
+      '',
+    ] : []),
     `Where the CPU went during the Tally runs at full speed (${rounds} runs, ${tallySeconds.toFixed(1)} s in all; ${os.cpus().length} cores = ${(os.cpus().length * tallySeconds).toFixed(1)} CPU-seconds), from /proc:`,
     '',
     '| component | CPU-seconds | cores busy |',
