@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection } from '@temporalio/client';
-import { createNamespace, waitOnNamespace } from '@temporalio/testing/lib/utils.js';
+import { msToTs } from '@temporalio/common';
 import { parse } from 'yaml';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
@@ -78,8 +78,8 @@ describe("the worker service's compose command", () => {
     const namespace = `shutdown-${randomBytes(4).toString('hex')}`;
     const connection = await Connection.connect({ address: tally.config.TEMPORAL_ADDRESS });
     try {
-      await createNamespace(connection, namespace);
-      await waitOnNamespace(connection, namespace);
+      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
+      await eventually(async () => connection.workflowService.describeNamespace({ namespace }));
       await registerSearchAttributes(connection, namespace);
     } finally {
       await connection.close();
