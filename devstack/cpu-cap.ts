@@ -16,6 +16,13 @@ export interface CpuGroup {
 /** Short periods: a capped process runs in slices of a few milliseconds, not in 25 ms bursts of a 100 ms period. */
 const PERIOD_US = 10_000;
 
+/** Where the cgroup cpu controller is mounted (v1: `/sys/fs/cgroup/cpu`; v2: the unified tree), if anywhere. */
+export function cpuControllerRoot(): { root: string; version: 1 | 2 } | undefined {
+  const v1 = ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct'].find((dir) => fs.existsSync(path.join(dir, 'cpu.cfs_quota_us')));
+  if (v1) return { root: v1, version: 1 };
+  return fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? { root: '/sys/fs/cgroup', version: 2 } : undefined;
+}
+
 /**
  * Moves `pid` (all its threads, and the processes and threads it starts later) into a new cgroup
  * named `name`, with the lowest CPU weight, uncapped until `limit` is called. Where no cgroup can
@@ -23,11 +30,10 @@ const PERIOD_US = 10_000;
  * changed. Linux's cgroup v1 (`/sys/fs/cgroup/cpu`) and v2 are both handled.
  */
 export function cpuGroup(pid: number, name: string): CpuGroup | { unavailable: string } {
-  const v1 = ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct'].find((dir) => fs.existsSync(path.join(dir, 'cpu.cfs_quota_us')));
-  const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : undefined;
-  const root = v1 ?? v2;
-  if (!root) return { unavailable: 'no cgroup cpu controller found' };
-  const dir = path.join(root, name);
+  const found = cpuControllerRoot();
+  if (!found) return { unavailable: 'no cgroup cpu controller found' };
+  const v1 = found.version === 1;
+  const dir = path.join(found.root, name);
   try {
     fs.mkdirSync(dir);
   } catch (err) {

@@ -2,13 +2,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuGroup, type CpuGroup } from '../devstack/cpu-cap.js';
+import { cpuControllerRoot, cpuGroup, type CpuGroup } from '../devstack/cpu-cap.js';
 import { eventually } from './support/eventually.js';
 
 // The ingest benchmark holds the BigQuery emulator to a share of a core while it measures latency
 // (bench/ingest.ts). Where cgroups can be written (Linux, as root), the cap must really hold.
-const writable = process.platform === 'linux' && process.getuid?.() === 0
-  && (fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') || fs.existsSync('/sys/fs/cgroup/cgroup.controllers'));
+const writable = process.getuid?.() === 0 && cpuControllerRoot() !== undefined;
 
 describe.runIf(writable)('cpuGroup', () => {
   it('moves a process into its own cgroup, caps it, lifts the cap, and leaves nothing behind', async () => {
@@ -21,7 +20,7 @@ describe.runIf(writable)('cpuGroup', () => {
       if ('unavailable' in made) throw new Error(made.unavailable);
       group = made;
       expect(fs.readFileSync(path.join(group.dir, 'cgroup.procs'), 'utf8').split('\n')).toContain(String(busy.pid));
-      const v1 = fs.existsSync(path.join(group.dir, 'cpu.cfs_quota_us'));
+      const v1 = cpuControllerRoot()!.version === 1;
       const quota = () => fs.readFileSync(path.join(group!.dir, v1 ? 'cpu.cfs_quota_us' : 'cpu.max'), 'utf8').trim();
       const throttled = () => Number(/nr_throttled (\d+)/.exec(fs.readFileSync(path.join(group!.dir, 'cpu.stat'), 'utf8'))?.[1]);
       expect(throttled()).toBe(0); // uncapped until asked
@@ -39,5 +38,13 @@ describe.runIf(writable)('cpuGroup', () => {
       group?.release();
     }
     expect(fs.existsSync(group!.dir)).toBe(false);
+  });
+
+  it('answers why, and changes nothing, where the cgroup cannot be made', () => {
+    // A parent folder that does not exist stands for a tree this process may not write.
+    const made = cpuGroup(process.pid, `tally-missing-${process.pid}/child`);
+    expect(made).toEqual({ unavailable: expect.stringMatching(/^cannot make .*tally-missing-\d+\/child: ENOENT/) });
+    expect(fs.existsSync(path.join(cpuControllerRoot()!.root, `tally-missing-${process.pid}`))).toBe(false);
+    expect(fs.readFileSync('/proc/self/cgroup', 'utf8')).not.toContain('tally-missing');
   });
 });
