@@ -102,9 +102,10 @@ async function load(url: string, label: string, payloads = bodies(label, request
 }
 
 /** Latency at an even rate (bench/paced-load.ts): what "half load" means. */
-async function paced(url: string, label: string, rate: number, components: Parameters<typeof cpuByComponent>[2] = []): Promise<Run> {
+/** Given `components`, also the cores each used over the run (read from /proc around it). */
+async function paced(url: string, label: string, rate: number, components?: Parameters<typeof cpuByComponent>[2]): Promise<Run> {
   const payloads = bodies(label, halfRequests + rate);
-  const cpuBefore = processTable();
+  const cpuBefore = components ? processTable() : undefined;
   const started = performance.now();
   const run = await pacedLoad({
     url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization },
@@ -112,7 +113,7 @@ async function paced(url: string, label: string, rate: number, components: Param
     warmup: rate, // one second at the same rate, not counted
   });
   const wall = (performance.now() - started) / 1000;
-  const cores = new Map(cpuByComponent(cpuBefore, processTable(), components).map((c) => [c.name, c.seconds / wall]));
+  const cores = cpuBefore && new Map(cpuByComponent(cpuBefore, processTable(), components!).map((c) => [c.name, c.seconds / wall]));
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
   if (process.env.BENCH_TRACE) {
     fs.mkdirSync(process.env.BENCH_TRACE, { recursive: true });
@@ -253,21 +254,21 @@ try {
     const halfRate = Math.max(1, Math.floor(tally.requestsPerSecond / 2));
     // With the emulator capped and without, in turns (which goes first alternates by round), each
     // from an empty outbox; the cap is lifted for the drain that follows.
-    let tallyHalf: Run | undefined;
-    let tallyHalfUncapped: Run | undefined;
-    let cappedDrainLag: number | undefined;
+    const half = new Map<boolean, { run: Run; drainLag: number }>();
     for (const capped of emulatorGroup ? (round % 2 === 1 ? [true, false] : [false, true]) : [false]) {
       if (capped) emulatorGroup!.limit(emulatorCpu);
       const run = await paced(apiUrl, `round ${round}: tally half load${capped ? `, emulator capped at ${emulatorCpu} core` : emulatorGroup ? ', emulator uncapped' : ''}`, halfRate, components);
       process.stderr.write(`    cores: ${[...run.cores!].map(([name, c]) => `${name} ${c.toFixed(2)}`).join(', ')}\n`);
       emulatorGroup?.limit(null);
-      const lag = await outboxDrained(db);
-      if (capped) [tallyHalf, cappedDrainLag] = [run, lag];
-      else if (emulatorGroup) tallyHalfUncapped = run;
-      else tallyHalf = run;
+      half.set(capped, { run, drainLag: await outboxDrained(db) });
     }
     const baselineHalf = await paced(baselineUrl, `round ${round}: baseline half load`, Math.max(1, Math.floor(baseline.requestsPerSecond / 2)));
-    results.push({ baseline, tally, baselineHalf, tallyHalf: tallyHalf!, tallyHalfUncapped, cappedDrainLag });
+    // The capped run is the figure where there is one; the uncapped one then stands beside it.
+    const capped = half.get(true);
+    results.push({
+      baseline, tally, baselineHalf, tallyHalf: (capped ?? half.get(false)!).run,
+      tallyHalfUncapped: capped && half.get(false)!.run, cappedDrainLag: capped?.drainLag,
+    });
   }
   const cpu = [...components.map((c) => c.name), 'other'].filter((name) => cpuSeconds.has(name)).map((name) => ({ name, seconds: cpuSeconds.get(name)! }));
   // Each column's median over the rounds; errors are summed.
@@ -302,7 +303,10 @@ try {
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
     `${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
-    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, the BigQuery emulator at niceness ${args['emulator-niceness']}${tallyHalfUncapped ? `; while Tally's half load is measured the emulator is also held to ${emulatorCpu} core (a cgroup: it stands in for a BigQuery on other machines), and each round measures that half load without the cap too` : ''}.`,
+    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
+      // In a cgroup of its own the emulator leaves its autogroup, through which its niceness acted (devstack/bigquery-emulator.ts).
+      ? `the BigQuery emulator in a cgroup of its own at the lowest CPU weight (in place of niceness ${args['emulator-niceness']})`
+      : `the BigQuery emulator at niceness ${args['emulator-niceness']}`}${tallyHalfUncapped ? `; while Tally's half load is measured the emulator is also held to ${emulatorCpu} core (a cgroup: it stands in for a BigQuery on other machines), and each round measures that half load without the cap too` : ''}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
