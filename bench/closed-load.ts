@@ -3,6 +3,7 @@
 // 1.1–2.3 ms of CPU per request on the cores it shares with the stack it loads). The connections
 // are opened in turn, so they are spread evenly over the API's processes.
 import { answeringConnection, connectionsInTurn, requestsOnTheWire } from './http-wire.js';
+import { quantile } from './results.js';
 
 export interface ClosedRun {
   ok: number;
@@ -55,6 +56,5 @@ export async function closedLoad(opts: {
     if (conn.failed()) errors++;
   }));
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
-  return { ok, non2xx, errors, seconds: (last - started) / 1000, p50: at(0.5), p99: at(0.99) };
+  return { ok, non2xx, errors, seconds: (last - started) / 1000, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
 }

@@ -1,5 +1,6 @@
 import { decodeMulti, encode } from '@msgpack/msgpack';
 import net from 'node:net';
+import { quantile } from './results.js';
 
 export interface ForwardLoadResult {
   eventsPerSecond: number;
@@ -57,6 +58,5 @@ export async function forwardLoad(opts: { port: number; connections: number; mes
   await Promise.all(Array.from({ length: opts.connections }, (_, c) => sender(c)));
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0);
-  return { eventsPerSecond: ((opts.messages - errors) * opts.batch) / seconds, messages: opts.messages, p50: pct(50), p99: pct(99), errors };
+  return { eventsPerSecond: ((opts.messages - errors) * opts.batch) / seconds, messages: opts.messages, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), errors };
 }

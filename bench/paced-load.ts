@@ -10,6 +10,7 @@
 // would. Node's http.Agent, used here before, reuses the socket freed last: at half load the
 // requests kept to a few sockets, and when one of the API's processes held those, it served up to 1,753 of 1,800 requests (docs/benchmarks.md).
 import { answeringConnection, connectionsInTurn, requestsOnTheWire } from './http-wire.js';
+import { quantile } from './results.js';
 
 export interface PacedRun {
   sent: number;
@@ -123,10 +124,9 @@ export async function pacedLoad(opts: {
   const seconds = (performance.now() - planned(warmup)) / 1000;
   for (const conn of conns) conn.socket.destroy();
   const latencies = timeline.map((r) => r.ms).sort((a, b) => a - b);
-  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
   for (const r of timeline) r.ms = Math.round(r.ms);
   timeline.sort((a, b) => a.at - b.at);
-  return { sent: opts.requests, ok: timeline.length, errors, seconds, countedFrom, p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? NaN),
+  return { sent: opts.requests, ok: timeline.length, errors, seconds, countedFrom, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: Math.round(latencies.at(-1) ?? NaN),
     timeline,
     slowest: [...timeline].sort((a, b) => b.ms - a.ms).slice(0, 8).sort((a, b) => a.at - b.at) };
 }

@@ -20,3 +20,8 @@ export function writeBenchmarkSection(title: string, section: string): string {
   fs.writeFileSync(resultsFile, parts.join(''));
   return resultsFile;
 }
+
+/** The `q` quantile (0–1) of ascending latencies in ms, rounded to a whole ms; NaN when there are none. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
+}
