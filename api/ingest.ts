@@ -14,10 +14,25 @@ export type EventResult =
   | { index: number; uniqueKey: string; status: 'accepted' | 'duplicate' | 'conflict' }
   | { index: number; uniqueKey?: string; status: 'invalid'; field: string; reason: string };
 
+/** Where an ingest call spent its time, in ms (docs/ingest.md, "Where a request's time goes"). */
+export interface IngestTimings {
+  /** Validating and hashing the events, and encoding the outbox row. */
+  prepareMs: number;
+  /** Asking Temporal whether it answers (usually from the cached probe). */
+  temporalMs: number;
+  /** Waiting for a Postgres connection from the pool. */
+  connectionMs: number;
+  /** In Postgres, from the connection in hand to the commit: the one statement, or the key-by-key transaction. */
+  storeMs: number;
+  /** Which way the batch was stored; null when nothing reached Postgres (every event invalid). */
+  path: 'one-statement' | 'key-by-key' | null;
+}
+
 export interface IngestOutcome {
   batchId: string | null;
   workflowId: string | null;
   results: EventResult[];
+  timings: IngestTimings;
 }
 
 /** Postgres or Temporal could not take the batch: nothing was kept, the producer should retry. */
@@ -47,6 +62,13 @@ export async function ingestEvents(
   },
 ): Promise<IngestOutcome> {
   const now = deps.now ?? Date.now();
+  const started = performance.now();
+  const timings: IngestTimings = { prepareMs: 0, temporalMs: 0, connectionMs: 0, storeMs: 0, path: null };
+  /** Ms since `from`, to a tenth (and the current instant, to time the next step from). */
+  const since = (from: number): [number, number] => {
+    const at = performance.now();
+    return [Math.round((at - from) * 10) / 10, at];
+  };
   const results: EventResult[] = new Array(events.length);
   // The first occurrence of a key in the request speaks for it; later ones compare with it.
   // Each first occurrence is also its outbox entry (key and canonical payload), should it be accepted.
@@ -63,13 +85,24 @@ export async function ingestEvents(
       firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload });
     }
   });
-  if (firstByKey.size === 0) return { batchId: null, workflowId: null, results };
+  if (firstByKey.size === 0) {
+    [timings.prepareMs] = since(started);
+    return { batchId: null, workflowId: null, results, timings };
+  }
+  // Map order is request order, so the outbox keeps the events in order. The claims insert the
+  // keys sorted (byte order, in SQL): two requests sharing keys lock them in the same order and
+  // cannot deadlock.
+  const firsts = [...firstByKey.values()];
+  const outboxEvents = encodeOutboxEvents(firsts);
+  let at: number;
+  [timings.prepareMs, at] = since(started);
 
   try {
     await deps.temporalHealth.check();
   } catch (err) {
     throw new IngestUnavailableError('temporal', err);
   }
+  [timings.temporalMs, at] = since(at);
   const batchId = randomUUID();
   const workflowId = ingestDrainerWorkflowId(deps.taskQueue);
   let client: pg.PoolClient;
@@ -79,23 +112,22 @@ export async function ingestEvents(
     if (!isPostgresUnavailable(err)) throw err;
     throw new IngestUnavailableError('postgres', err);
   }
-  // Map order is request order, so the outbox keeps the events in order. The claims insert the
-  // keys sorted (byte order, in SQL): two requests sharing keys lock them in the same order and
-  // cannot deadlock.
-  const firsts = [...firstByKey.values()];
+  [timings.connectionMs, at] = since(at);
   const dedupeWindow = { now, windowDays: deps.rules.backdatingWindowDays };
   let accepted = firsts;
   /** Each key's claim, when the batch was claimed key by key; none when one statement took every key as new. */
   let claims: Map<string, KeyClaim> | undefined;
   try {
-    if (!(await storeNewBatch(client, batchId, firsts, { events: encodeOutboxEvents(firsts), count: firsts.length }, dedupeWindow))) {
+    timings.path = 'one-statement';
+    if (!(await storeNewBatch(client, batchId, firsts, { events: outboxEvents, count: firsts.length }, dedupeWindow))) {
+      timings.path = 'key-by-key';
       // Some key is not new (the one statement kept nothing): claim key by key in a transaction.
       claims = await beginAndClaimKeys(client, batchId, firsts, dedupeWindow);
       deps.crashPoint?.('keys-claimed', batchId);
       accepted = firsts.filter((c) => claims!.get(c.key) === 'accepted');
       if (accepted.length > 0) {
         await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
-          batchId, encodeOutboxEvents(accepted), accepted.length,
+          batchId, accepted.length === firsts.length ? outboxEvents : encodeOutboxEvents(accepted), accepted.length,
         ]);
         deps.crashPoint?.('batch-stored', batchId);
       }
@@ -110,6 +142,7 @@ export async function ingestEvents(
     throw new IngestUnavailableError('postgres', err);
   }
   client.release();
+  [timings.storeMs] = since(at);
   for (const c of firsts) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
   for (const r of repeats) {
     const first = firstByKey.get(r.key)!;
@@ -118,5 +151,5 @@ export async function ingestEvents(
     // A repeat of an accepted or duplicate payload is a duplicate; anything else conflicts.
     results[r.index] = { index: r.index, uniqueKey: r.key, status: same && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
   }
-  return accepted.length > 0 ? { batchId, workflowId, results } : { batchId: null, workflowId: null, results };
+  return accepted.length > 0 ? { batchId, workflowId, results, timings } : { batchId: null, workflowId: null, results, timings };
 }

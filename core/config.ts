@@ -54,6 +54,8 @@ export const ConfigSchema = Type.Object({
   }),
   MAX_EVENTS_PER_REQUEST: Type.Integer({ default: 1000, minimum: 1, maximum: 10000 }),
   MAX_BODY_BYTES: Type.Integer({ default: 5 * 1024 * 1024, minimum: 1024 }),
+  /** An ingest request that took at least this long (ms) is logged with the time of each step; 0 logs none. */
+  INGEST_SLOW_REQUEST_MS: Type.Integer({ default: 1000, minimum: 0 }),
   /** How far back an event may be dated, in days. */
   BACKDATING_WINDOW_DAYS: Type.Integer({ default: 35, minimum: 1, maximum: 400 }),
   /** Days a written batch keeps its events in the Postgres outbox (a replay source) before only its record stays. */

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { billingDayOf } from '../core/billing-day.js';
+import pino from 'pino';
+import { buildApp } from '../api/app.js';
 import { startTestTally, type TestTally } from './support/stack.js';
 
 let tally: TestTally;
@@ -108,5 +110,48 @@ describe('producer API keys', () => {
     const res = await post({ authorization: `Bearer ${key}` });
     expect(res.statusCode).toBe(403);
     expect(res.json()).toMatchObject({ code: 'API_KEY_SCOPE', message: expect.stringContaining('may not ingest') });
+  });
+});
+
+describe("where an ingest request's time goes", () => {
+  it('is logged for a slow request, step by step, and the time in Postgres is a histogram by path', async () => {
+    // An app of its own that counts every request as slow (1 ms), its log captured.
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const app = await buildApp({ config: { ...tally.config, INGEST_SLOW_REQUEST_MS: 1 }, db: tally.db, temporal: tally.temporal, zuora: tally.zuora }, logger);
+    try {
+      const batch = { events: [event(40), event(41)] };
+      const post = () => app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: batch });
+      expect((await post()).json().results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
+      expect((await post()).json().results.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'duplicate']);
+
+      const slow = lines.filter((l) => String(l.msg).startsWith('slow ingest request'));
+      expect(slow.map((l) => l.path)).toEqual(['one-statement', 'key-by-key']);
+      for (const l of slow) {
+        expect(l).toMatchObject({ level: 40, events: 2 });
+        for (const step of ['prepareMs', 'temporalMs', 'connectionMs', 'storeMs']) expect(l[step]).toBeGreaterThanOrEqual(0);
+        expect(l.storeMs).toBeGreaterThan(0);
+        expect(l.elapsedMs as number).toBeGreaterThanOrEqual(l.storeMs as number);
+      }
+
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/^tally_ingest_store_duration_seconds_count\{path="one-statement"\} 1$/m);
+      expect(metrics).toMatch(/^tally_ingest_store_duration_seconds_count\{path="key-by-key"\} 1$/m);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('is not logged under the threshold', async () => {
+    const lines: string[] = [];
+    const app = await buildApp({ config: { ...tally.config, INGEST_SLOW_REQUEST_MS: 60_000 }, db: tally.db, temporal: tally.temporal, zuora: tally.zuora },
+      pino({ level: 'warn' }, { write: (line: string) => lines.push(line) }));
+    try {
+      const res = await app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events: [event(42)] } });
+      expect(res.statusCode).toBe(200);
+      expect(lines.filter((l) => l.includes('slow ingest request'))).toEqual([]);
+    } finally {
+      await app.close();
+    }
   });
 });

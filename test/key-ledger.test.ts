@@ -266,6 +266,12 @@ describe('claims of keys already taken this week', () => {
     ]);
     const stored = await tally.db.query('SELECT event_count FROM ingest_batches WHERE batch_id = $1', [second.batchId]);
     expect(stored.rows).toEqual([{ event_count: 2 }]);
+    // Each says which way it was stored, and how long that took.
+    expect(first.timings.path).toBe('one-statement');
+    expect(second.timings.path).toBe('key-by-key');
+    expect(second.timings.storeMs).toBeGreaterThan(0);
+    const invalid = await ingestAt(Date.now(), [{ ...event('mix-e', 1), amounts: {} }]);
+    expect(invalid.timings).toMatchObject({ path: null, storeMs: 0, connectionMs: 0 });
   });
 
   it('two batches naming the same keys in opposite orders do not deadlock', async () => {

@@ -14,6 +14,7 @@ export interface ApiMetrics {
   ingestEvents: client.Counter<'status'>;
   ingestAmounts: client.Counter<'amount_type'>;
   ingestBatchEvents: client.Histogram;
+  ingestStoreSeconds: client.Histogram<'path'>;
 }
 
 /** Prometheus metrics of the API on GET /metrics: request latency by route and status, ingest results. */
@@ -23,11 +24,12 @@ const fromPostgres = { aggregator: 'first' } as const;
 export const metricsPlugin = fp(async (app) => {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'tally_api_' });
+  const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
   const requestSeconds = new client.Histogram({
     name: 'tally_api_request_duration_seconds',
     help: 'API request latency',
     labelNames: ['method', 'route', 'status'],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    buckets: latencyBuckets,
     registers: [registry],
   });
   const metrics: ApiMetrics = {
@@ -48,6 +50,14 @@ export const metricsPlugin = fp(async (app) => {
       name: 'tally_ingest_request_events',
       help: 'Events per ingest request',
       buckets: [1, 10, 50, 100, 250, 500, 1000, 5000],
+      registers: [registry],
+    }),
+    ingestStoreSeconds: new client.Histogram({
+      name: 'tally_ingest_store_duration_seconds',
+      help: 'Time in Postgres to store an ingest request durably, from a connection in hand to the commit, by path '
+        + '(one-statement: every key new; key-by-key: some key seen before)',
+      labelNames: ['path'],
+      buckets: latencyBuckets,
       registers: [registry],
     }),
   };

@@ -57,6 +57,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return reply.code(503).header('retry-after', '5').send({ code: err.code, message: `${err.message}; nothing was kept, retry later` });
     }
     app.metrics.ingestBatchEvents.observe(req.body.events.length);
+    const { timings } = outcome;
+    if (timings.path) app.metrics.ingestStoreSeconds.observe({ path: timings.path }, timings.storeMs / 1000);
+    // Up to here: the answer's serialization and sending are not in it.
+    if (config.INGEST_SLOW_REQUEST_MS > 0 && reply.elapsedTime >= config.INGEST_SLOW_REQUEST_MS) {
+      req.log.warn({ events: req.body.events.length, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
+        'slow ingest request: elapsedMs since the API took it, then each step in ms');
+    }
     const counts = new Map<string, number>();
     for (const r of outcome.results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, n] of counts) app.metrics.ingestEvents.inc({ status }, n);
@@ -71,7 +78,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     for (const [type, value] of amounts) app.metrics.ingestAmounts.inc({ amount_type: type }, value);
     const allInvalid = outcome.results.every((r) => r.status === 'invalid');
     return reply.code(allInvalid ? 400 : 200).send({
-      ...outcome,
+      batchId: outcome.batchId, workflowId: outcome.workflowId, results: outcome.results,
       temporalUrl: outcome.workflowId ? workflowUrl(config.TEMPORAL_UI_URL, config.TEMPORAL_NAMESPACE, outcome.workflowId) : null,
     });
   });
