@@ -7,6 +7,7 @@ import { createPool } from '../db/pool.js';
 import { buildApp } from './app.js';
 import { eventRulesFromConfig } from './event-rules.js';
 import { startForwardServer } from './forward/server.js';
+import { observeIngestStore } from './plugins/metrics.js';
 
 export interface ApiService {
   url: string;
@@ -34,6 +35,7 @@ export async function startApiService(config: Config, logger: Logger): Promise<A
         deps: { db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules: eventRulesFromConfig(config) },
         logger,
         registry: app.metrics.registry,
+        onStored: (timings) => observeIngestStore(app.metrics, timings),
       })
     : undefined;
   // The forward listener finishes what it took before the pool it writes through closes.

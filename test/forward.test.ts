@@ -15,6 +15,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { eventRulesFromConfig } from '../api/event-rules.js';
 import { startForwardServer, type ForwardServer, type ForwardServerOptions } from '../api/forward/server.js';
+import type { IngestTimings } from '../api/ingest.js';
 import { addDays, billingDayOf } from '../core/billing-day.js';
 import { decodeOutboxEvents } from '../core/outbox-events.js';
 import type { AcceptedEvent } from '../core/usage-event.js';
@@ -30,6 +31,8 @@ let tally: TestTally;
 let forward: ForwardServer;
 let deps: ForwardServerOptions['deps'];
 const registry = new Registry();
+/** Where each delivery's ingest call spent its time, as the API's histogram is told. */
+const storeTimings: IngestTimings[] = [];
 const logLines: Record<string, unknown>[] = [];
 const logger = pino({ level: 'debug' }, new Writable({ write(line, _enc, done) { logLines.push(JSON.parse(String(line))); done(); } }));
 const run = randomBytes(3).toString('hex');
@@ -39,7 +42,7 @@ const instanceId = `inst-${run}`;
 beforeAll(async () => {
   tally = await startTestTally();
   deps = { ...tally.ingestDeps, rules: eventRulesFromConfig(tally.config) };
-  forward = await startForwardServer({ host: '127.0.0.1', port: 0, deps, logger, registry });
+  forward = await startForwardServer({ host: '127.0.0.1', port: 0, deps, logger, registry, onStored: (t) => storeTimings.push(t) });
 });
 afterAll(async () => {
   await forward?.close();
@@ -153,10 +156,13 @@ describe("Weave's Go billing client (fluent-logger-golang, MarshalAsJSON)", () =
       [`${day}T23:59:59.999Z`, { samples: 1_000_000_007 }, {}],
     ]);
 
+    expect(storeTimings.some((t) => t.path === 'one-statement' && t.storeMs > 0)).toBe(true);
     const duplicates = await count('duplicate');
+    storeTimings.length = 0;
     await post(forward.port);
     await vi.waitFor(async () => expect(await count('duplicate')).toBe(duplicates + 3), { timeout: 15_000, interval: 100 });
     expect(await storedKeys(key)).toEqual(expected);
+    expect(storeTimings.map((t) => t.path)).toContain('key-by-key');
     const again = await tally.db.query('SELECT count(DISTINCT batch_id)::int AS n FROM event_keys WHERE event_key LIKE $1', [`${key}%`]);
     expect(again.rows[0].n).toBe(rows.length);
   });

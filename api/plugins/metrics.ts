@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import fp from 'fastify-plugin';
 import client from 'prom-client';
 import { clusterMetrics, shareMetricsWithPrimary } from '../cluster.js';
+import type { IngestTimings } from '../ingest.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,6 +16,11 @@ export interface ApiMetrics {
   ingestAmounts: client.Counter<'amount_type'>;
   ingestBatchEvents: client.Histogram;
   ingestStoreSeconds: client.Histogram<'path'>;
+}
+
+/** An ingest call's time in Postgres, into `tally_ingest_store_duration_seconds` (HTTP and forward alike). */
+export function observeIngestStore(metrics: Pick<ApiMetrics, 'ingestStoreSeconds'>, timings: IngestTimings): void {
+  if (timings.path) metrics.ingestStoreSeconds.observe({ path: timings.path }, timings.storeMs / 1000);
 }
 
 /** Prometheus metrics of the API on GET /metrics: request latency by route and status, ingest results. */

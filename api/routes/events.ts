@@ -3,6 +3,7 @@ import { UsageEventSchema } from '../../core/usage-event.js';
 import { eventRulesFromConfig } from '../event-rules.js';
 import { workflowUrl } from '../../core/temporal-links.js';
 import { ingestEvents, IngestUnavailableError } from '../ingest.js';
+import { observeIngestStore } from '../plugins/metrics.js';
 import { ErrorBody, StringEnum } from '../schemas.js';
 
 const EventResult = Type.Object({
@@ -58,7 +59,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     app.metrics.ingestBatchEvents.observe(req.body.events.length);
     const { timings } = outcome;
-    if (timings.path) app.metrics.ingestStoreSeconds.observe({ path: timings.path }, timings.storeMs / 1000);
+    observeIngestStore(app.metrics, timings);
     // Up to here: the answer's serialization and sending are not in it.
     if (config.INGEST_SLOW_REQUEST_MS > 0 && reply.elapsedTime >= config.INGEST_SLOW_REQUEST_MS) {
       req.log.warn({ events: req.body.events.length, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
