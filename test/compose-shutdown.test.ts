@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection } from '@temporalio/client';
@@ -53,12 +54,13 @@ function runServiceCommand(service: string, env: NodeJS.ProcessEnv): { child: Ch
   return { child, log: () => log };
 }
 
-async function stopsGracefully(run: { child: ChildProcess; log: () => string }): Promise<void> {
+/** SIGTERM, then: exit code 0, `message` logged, and nothing of its process group left. */
+async function stopsGracefully(run: { child: ChildProcess; log: () => string }, message = 'shutting down'): Promise<void> {
   const { child, log } = run;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   expect(await exited).toBe(0);
-  expect(log()).toContain('"shutting down"');
+  expect(log()).toContain(`"${message}"`);
   // Nothing of its process group is still running.
   await eventually(async () => expect(() => process.kill(-child.pid!, 0)).toThrow(), 5_000);
 }
@@ -91,4 +93,21 @@ describe("the worker service's compose command", () => {
     await stopsGracefully(worker);
     expect(worker.log()).toContain('"worker stopped"');
   }, 150_000);
+});
+
+describe("the zuora-sandbox service's compose command", () => {
+  it('shuts the sandbox down gracefully on SIGTERM and exits 0, leaving no process behind', async () => {
+    const port = await freePort();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tally-zuora-shutdown-'));
+    try {
+      const sandbox = runServiceCommand('zuora-sandbox', {
+        ...process.env, ZUORA_SANDBOX_HOST: '127.0.0.1', ZUORA_SANDBOX_PORT: String(port), ZUORA_SANDBOX_DATA_FILE: path.join(dataDir, 'zuora.json'), LOG_LEVEL: 'info',
+      });
+      await eventually(async () => expect(sandbox.log()).toContain('"Zuora sandbox listening"'), 60_000);
+      expect((await fetch(`http://127.0.0.1:${port}/sandbox/usage`)).status).toBe(200);
+      await stopsGracefully(sandbox, 'Zuora sandbox shutting down');
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
