@@ -4,7 +4,7 @@
 //   npm run bench:ingest -- [--batch 500] [--requests 600] [--half-requests 1800] [--connections 16]
 // Diagnosis: BENCH_PROFILE=dir (CPU profiles), BENCH_TRACE=dir (half-load timelines), BENCH_KEEP=1 (keep logs).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +33,10 @@ const { values: args } = parseArgs({
     // --no-drain: no worker, so nothing drains the outbox into the emulator during the run; it
     // separates the cost of accepting durably from the cost of the local BigQuery emulator.
     'no-drain': { type: 'boolean', default: false },
+    // The events' unique keys: `run` (the default), `<run>-<request>-<event>` with a random run
+    // prefix, so a request's keys are adjacent in the ledger's index; `random`, a UUID per event,
+    // as producers that use UUIDs send, spread over the whole index (docs/benchmarks.md).
+    keys: { type: 'string', default: 'run' },
     // The BigQuery emulator's niceness: it stands in for a remote service, so by default it takes
     // the cores only when the API and Postgres leave them (docs/benchmarks.md).
     'emulator-niceness': { type: 'string', default: '19' },
@@ -54,6 +58,8 @@ const halfRequests = Number(args['half-requests']);
 const connections = Number(args.connections);
 const rounds = Number(args.rounds);
 const emulatorCpu = Number(args['emulator-cpu']);
+if (args.keys !== 'run' && args.keys !== 'random') throw new Error(`--keys: "run" or "random", not "${args.keys}"`);
+const randomKeys = args.keys === 'random';
 
 /** The middle value (the mean of the two middle ones for an even count). */
 function median(values: number[]): number {
@@ -74,7 +80,7 @@ function bodies(label: string, count: number): Buffer[] {
   const prefix = `${label}-${randomBytes(4).toString('hex')}`;
   return Array.from({ length: count }, (_, r) => Buffer.from(JSON.stringify({
     events: Array.from({ length: batchSize }, (_, i) => ({
-      uniqueKey: `${prefix}-${r}-${i}`,
+      uniqueKey: randomKeys ? randomUUID() : `${prefix}-${r}-${i}`,
       internalInstanceId: `bench-instance-${i % 50}`,
       timestamp: `${day}T00:${String(i % 60).padStart(2, '0')}:00Z`,
       amounts: { 'container-seconds': 1 + (i % 3600), 'node-seconds': 60 },
@@ -295,13 +301,16 @@ try {
   // Each round's ratio pairs two runs a few seconds apart; the median of those is the figure.
   const ratios = results.map((r) => r.tally.eventsPerSecond / r.baseline.eventsPerSecond);
   const ratio = median(ratios);
+  // Each variant has a section of its own: --no-drain, --keys random, or both.
+  const options = [...(args['no-drain'] ? ['--no-drain'] : []), ...(randomKeys ? ['--keys random'] : [])];
+  const sectionTitle = `Ingest${args['no-drain'] ? ' without the drain' : ''}${randomKeys ? ' with random keys' : ''}`;
   const row = (name: string, max: Run, halfRun: Run) =>
     `| ${name} | ${Math.round(max.eventsPerSecond).toLocaleString('en-US')} | ${max.requestsPerSecond.toFixed(1)} | ${halfRun.p50} | ${halfRun.p99} | ${max.errors + halfRun.errors} |`;
   const section = [
-    args['no-drain'] ? '## Ingest without the drain (`npm run bench:ingest -- --no-drain`)' : '## Ingest (`npm run bench:ingest`)',
+    `## ${sectionTitle} (\`npm run bench:ingest${options.length > 0 ? ` -- ${options.join(' ')}` : ''}\`)`,
     '',
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
-    `${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
+    `${randomKeys ? 'Each event\'s key a random UUID. ' : ''}${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
     `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
       // In a cgroup of its own the emulator leaves its autogroup, through which its niceness acted (devstack/bigquery-emulator.ts).
@@ -337,7 +346,7 @@ try {
     '',
   ].join('\n');
   process.stderr.write(`\n${section}\n`);
-  writeBenchmarkSection(args['no-drain'] ? 'Ingest without the drain' : 'Ingest', section);
+  writeBenchmarkSection(sectionTitle, section);
 } finally {
   await db.end().catch(() => undefined);
   for (const child of children) child.kill('SIGTERM');
