@@ -32,10 +32,12 @@ export async function startApiService(config: Config, logger: Logger): Promise<A
     ? await startForwardServer({
         host: config.FORWARD_HOST,
         port: config.FORWARD_PORT,
-        deps: { db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules: eventRulesFromConfig(config) },
+        deps: {
+          db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules: eventRulesFromConfig(config),
+          onStored: (timings) => observeIngestStore(app.metrics, timings),
+        },
         logger,
         registry: app.metrics.registry,
-        onStored: (timings) => observeIngestStore(app.metrics, timings),
       })
     : undefined;
   // The forward listener finishes what it took before the pool it writes through closes.

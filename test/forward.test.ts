@@ -41,8 +41,8 @@ const instanceId = `inst-${run}`;
 
 beforeAll(async () => {
   tally = await startTestTally();
-  deps = { ...tally.ingestDeps, rules: eventRulesFromConfig(tally.config) };
-  forward = await startForwardServer({ host: '127.0.0.1', port: 0, deps, logger, registry, onStored: (t) => storeTimings.push(t) });
+  deps = { ...tally.ingestDeps, rules: eventRulesFromConfig(tally.config), onStored: (t) => storeTimings.push(t) };
+  forward = await startForwardServer({ host: '127.0.0.1', port: 0, deps, logger, registry });
 });
 afterAll(async () => {
   await forward?.close();

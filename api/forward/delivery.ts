@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/logger.js';
 import type { UsageEvent } from '../../core/usage-event.js';
-import { ingestEvents, IngestUnavailableError, type IngestOutcome, type IngestTimings } from '../ingest.js';
+import { ingestEvents, IngestUnavailableError, type IngestOutcome } from '../ingest.js';
 import type { ForwardMessage } from './decode.js';
 import type { FrameEncoding } from './framing.js';
 import { recordRejection, usageEventFromRecord, type ForwardMetrics } from './records.js';
@@ -22,8 +22,6 @@ export interface DeliveryOptions {
   retryBudgetMs: number;
   /** At most this many events per `ingestEvents` call: one durable batch, one workflow. */
   maxEventsPerCall: number;
-  /** Told where each call's time went. */
-  onStored?: (timings: IngestTimings) => void;
 }
 
 export type SendAck = (chunk: string, encoding: FrameEncoding) => Promise<void>;
@@ -125,7 +123,6 @@ export function createDelivery(options: DeliveryOptions) {
   }
 
   function account(outcome: IngestOutcome, events: UsageEvent[], log: Logger): void {
-    options.onStored?.(outcome.timings);
     const counts = new Map<string, number>();
     for (const r of outcome.results) {
       counts.set(r.status, (counts.get(r.status) ?? 0) + 1);

@@ -3,7 +3,6 @@ import { Registry } from 'prom-client';
 import type { Logger } from '../../core/logger.js';
 import { encodeAck, ForwardDecoder, ForwardProtocolError, type ForwardMessage } from './decode.js';
 import { createDelivery, DeliveryAbandoned, type ForwardIngestDeps } from './delivery.js';
-import type { IngestTimings } from '../ingest.js';
 import { createForwardMetrics } from './records.js';
 
 export type { ForwardIngestDeps } from './delivery.js';
@@ -26,8 +25,6 @@ export interface ForwardServerOptions {
   maxMessageBytes?: number;
   /** Events per `ingestEvents` call (default 1000). */
   maxEventsPerCall?: number;
-  /** Told where each stored call's time went (the API puts it into its histogram). */
-  onStored?: (timings: IngestTimings) => void;
 }
 
 export interface ForwardServer {
@@ -46,7 +43,6 @@ export async function startForwardServer(options: ForwardServerOptions): Promise
     metrics,
     retryBudgetMs: options.retryBudgetMs ?? 30_000,
     maxEventsPerCall: options.maxEventsPerCall ?? 1000,
-    onStored: options.onStored,
   });
   const connections = new Map<net.Socket, { busy: boolean; done: Promise<void> }>();
   let closing = false;

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { UsageEventSchema } from '../../core/usage-event.js';
 import { eventRulesFromConfig } from '../event-rules.js';
 import { workflowUrl } from '../../core/temporal-links.js';
-import { ingestEvents, IngestUnavailableError } from '../ingest.js';
+import { ingestEvents, IngestUnavailableError, type IngestTimings } from '../ingest.js';
 import { observeIngestStore } from '../plugins/metrics.js';
 import { ErrorBody, StringEnum } from '../schemas.js';
 
@@ -24,6 +24,7 @@ const IngestResponse = Type.Object({
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, db } = app.deps;
   const rules = eventRulesFromConfig(config);
+  const onStored = (timings: IngestTimings) => observeIngestStore(app.metrics, timings);
 
   app.post('/v1/events', {
     onRequest: app.requireApiKey('ingest'),
@@ -50,7 +51,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     let outcome;
     try {
       outcome = await ingestEvents(req.body.events, {
-        db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules,
+        db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules, onStored,
       });
     } catch (err) {
       if (!(err instanceof IngestUnavailableError)) throw err;
@@ -59,7 +60,6 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     app.metrics.ingestBatchEvents.observe(req.body.events.length);
     const { timings } = outcome;
-    observeIngestStore(app.metrics, timings);
     // Up to here: the answer's serialization and sending are not in it.
     if (config.INGEST_SLOW_REQUEST_MS > 0 && reply.elapsedTime >= config.INGEST_SLOW_REQUEST_MS) {
       req.log.warn({ events: req.body.events.length, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
