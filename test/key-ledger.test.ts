@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createKeyLedgerActivities } from '../activities/key-ledger.js';
 import { ingestEvents, IngestUnavailableError, type CrashPoint } from '../api/ingest.js';
 import { claimWeek } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
-import { canonicalPayload } from '../core/usage-event.js';
+import { canonicalPayload, validateEvent } from '../core/usage-event.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AcceptedEvent } from '../core/usage-event.js';
 import { eventually } from './support/eventually.js';
@@ -272,6 +272,27 @@ describe('claims of keys already taken this week', () => {
     expect(second.timings.storeMs).toBeGreaterThan(0);
     const invalid = await ingestAt(Date.now(), [{ ...event('mix-e', 1), amounts: {} }]);
     expect(invalid.timings).toMatchObject({ path: null, storeMs: 0, connectionMs: 0 });
+  });
+
+  it('keeps each key with the SHA-256 of its own payload, whichever way its batch was stored', async () => {
+    // Keys out of byte order and payloads that differ, so a digest paired with the wrong key shows.
+    const first = [event('digest-c', 3), event('digest-a', 1), event('digest-b', 2)];
+    expect((await ingestAt(Date.now(), first)).timings.path).toBe('one-statement');
+    const second = [event('digest-e', 5), event('digest-a', 1), event('digest-d', 4)];
+    const mixed = await ingestAt(Date.now(), second);
+    expect(mixed.timings.path).toBe('key-by-key');
+    expect(statuses(mixed)).toEqual(['accepted', 'duplicate', 'accepted']);
+    const rules = { amountTypes: tally.config.amountTypes, backdatingWindowDays: 35, futureToleranceMs: 300_000, maxMetadataEntries: 64 };
+    const expected = [...first, second[0]!, second[2]!].map((e) => {
+      const v = validateEvent(e, rules, Date.now());
+      if (!v.ok) throw new Error(v.reason);
+      return { event_key: e.uniqueKey, payload_hash: createHash('sha256').update(v.payload).digest('hex') };
+    }).sort((a, b) => (a.event_key < b.event_key ? -1 : 1));
+    const { rows } = await tally.db.query(
+      "SELECT event_key, encode(payload_hash, 'hex') AS payload_hash FROM event_keys WHERE event_key LIKE $1 ORDER BY event_key COLLATE \"C\"",
+      [`${run}-taken-digest-%`],
+    );
+    expect(rows).toEqual(expected);
   });
 
   it('two batches naming the same keys in opposite orders do not deadlock', async () => {
