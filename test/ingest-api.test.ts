@@ -155,3 +155,22 @@ describe("where an ingest request's time goes", () => {
     }
   });
 });
+
+describe('the amounts counter', () => {
+  it('sums the amounts of accepted events only, by amount type, in either way of storing a batch', async () => {
+    const app = await buildApp({ config: tally.config, db: tally.db, temporal: tally.temporal, zuora: tally.zuora }, pino({ level: 'silent' }));
+    try {
+      const post = (events: unknown[]) => app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events } });
+      const both = (n: number) => ({ ...event(n), amounts: { 'node-seconds': n, 'container-seconds': 10 * n } });
+      expect((await post([both(50), event(51)])).json().results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
+      // Key by key: a duplicate, a conflict, an invalid event and a repeat within the request count nothing.
+      const mixed = await post([both(52), both(50), { ...event(51), amounts: { 'node-seconds': 7 } }, { ...event(53), amounts: {} }, both(52)]);
+      expect(mixed.json().results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'duplicate', 'conflict', 'invalid', 'duplicate']);
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/^tally_ingest_amount_total\{amount_type="node-seconds"\} 153$/m);
+      expect(metrics).toMatch(/^tally_ingest_amount_total\{amount_type="container-seconds"\} 1020$/m);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -22,3 +22,11 @@ BEGIN
     FROM unnest(weeks) AS w, unnest(keys) WITH ORDINALITY AS c(k, i) ORDER BY k COLLATE "C", w;
   INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES (batch, outbox_events, outbox_count);
 END $$;
+
+-- Generic plans for the statements inside. Under the default (`auto`), a session may settle on a
+-- custom plan for one of them, planned anew at every call over all the ledger's weekly partitions:
+-- measured on the statement alone with eight partitions, 6.6 µs of Postgres CPU per key with custom
+-- plans, 5.0 with the default, 4.8 with generic ones; and two API processes' sessions ran the same
+-- batches at different costs (docs/benchmarks.md). The generic plans still prune partitions, at
+-- executor start.
+ALTER FUNCTION tally_ingest_new_batch_v2(date[], text[], bytea, uuid, date, bytea, integer) SET plan_cache_mode = force_generic_plan;
