@@ -50,6 +50,10 @@ export class IngestUnavailableError extends Error {
  * Postgres transaction, claim the keys and store the accepted events in the outbox, which the
  * drainer workflow takes to BigQuery. A failure before the commit rolls everything back, so the
  * retry succeeds; after it, the retry is a duplicate. docs/ingest.md has each crash point.
+ *
+ * `events` is the request's events, or a `take()` that hands them over once: the HTTP route's,
+ * which lets go of the parsed request so that it is not kept alive while the batch waits for
+ * Postgres (docs/ingest.md).
  */
 export async function ingestEvents(
   events: readonly unknown[] | { take(): readonly unknown[] },
