@@ -165,7 +165,7 @@ export async function ingestEvents(
  * Validates each event in order: the invalid ones get their result, the first occurrence of each
  * key goes into `firstByKey`, later ones into `repeats`. A function of its own so that nothing of
  * the request's parsed events stays referenced from `ingestEvents` while it waits for Postgres,
- * apart from each first occurrence's key and amounts.
+ * apart from each first occurrence's key and amounts (and its payload and hash, made here).
  */
 function validateAll(
   events: readonly unknown[],

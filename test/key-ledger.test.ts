@@ -25,10 +25,12 @@ afterAll(async () => {
   await tally?.close();
 });
 
+const rules = () => ({ amountTypes: tally.config.amountTypes, backdatingWindowDays: 35, futureToleranceMs: 300_000, maxMetadataEntries: 64 });
+
 function ingestAt(now: number, events: unknown[], crashPoint?: (p: CrashPoint, batchId: string) => void) {
   return ingestEvents(events, {
     ...tally.ingestDeps,
-    rules: { amountTypes: tally.config.amountTypes, backdatingWindowDays: 35, futureToleranceMs: 300_000, maxMetadataEntries: 64 },
+    rules: rules(),
     now,
     crashPoint,
   });
@@ -282,9 +284,8 @@ describe('claims of keys already taken this week', () => {
     const mixed = await ingestAt(Date.now(), second);
     expect(mixed.timings.path).toBe('key-by-key');
     expect(statuses(mixed)).toEqual(['accepted', 'duplicate', 'accepted']);
-    const rules = { amountTypes: tally.config.amountTypes, backdatingWindowDays: 35, futureToleranceMs: 300_000, maxMetadataEntries: 64 };
     const expected = [...first, second[0]!, second[2]!].map((e) => {
-      const v = validateEvent(e, rules, Date.now());
+      const v = validateEvent(e, rules(), Date.now());
       if (!v.ok) throw new Error(v.reason);
       return { event_key: e.uniqueKey, payload_hash: createHash('sha256').update(v.payload).digest('hex') };
     }).sort((a, b) => (a.event_key < b.event_key ? -1 : 1));

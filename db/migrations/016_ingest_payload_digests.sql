@@ -2,7 +2,7 @@
 -- hashes as one bytea of 32-byte SHA-256 digests, in the order of `keys`, instead of a text array of
 -- hex strings: the API no longer quotes 500 hex strings into an array literal, the request to
 -- Postgres is 16 KB shorter, and Postgres neither parses that array nor decodes hex (about 9 % of
--- its CPU per batch, docs/benchmarks.md). A new name, not an overload: an API process of the
+-- its CPU for the statement, measured alone: docs/benchmarks.md). A new name, not an overload: an API process of the
 -- previous release, still running during a rolling upgrade, calls the old function with untyped
 -- parameters, which an overload would make ambiguous. The old function stays until a later
 -- migration drops it.
@@ -26,7 +26,6 @@ END $$;
 -- Generic plans for the statements inside. Under the default (`auto`), a session may settle on a
 -- custom plan for one of them, planned anew at every call over all the ledger's weekly partitions:
 -- measured on the statement alone with eight partitions, 6.6 µs of Postgres CPU per key with custom
--- plans, 5.0 with the default, 4.8 with generic ones; and two API processes' sessions ran the same
--- batches at different costs (docs/benchmarks.md). The generic plans still prune partitions, at
--- executor start.
+-- plans, 5.0 with the default, 4.8 with generic ones (docs/benchmarks.md). The generic plans still
+-- prune partitions, at executor start.
 ALTER FUNCTION tally_ingest_new_batch_v2(date[], text[], bytea, uuid, date, bytea, integer) SET plan_cache_mode = force_generic_plan;
