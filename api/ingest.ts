@@ -33,8 +33,6 @@ export interface IngestOutcome {
   workflowId: string | null;
   results: EventResult[];
   timings: IngestTimings;
-  /** Per amount type, the sum over the events accepted (the API's amounts counter). */
-  acceptedAmounts: Map<string, number>;
 }
 
 /** Postgres or Temporal could not take the batch: nothing was kept, the producer should retry. */
@@ -50,13 +48,9 @@ export class IngestUnavailableError extends Error {
  * Postgres transaction, claim the keys and store the accepted events in the outbox, which the
  * drainer workflow takes to BigQuery. A failure before the commit rolls everything back, so the
  * retry succeeds; after it, the retry is a duplicate. docs/ingest.md has each crash point.
- *
- * `events` is the request's events, or a `take()` that hands them over once: the HTTP route's,
- * which lets go of the parsed request so that it is not kept alive while the batch waits for
- * Postgres (docs/ingest.md).
  */
 export async function ingestEvents(
-  events: readonly unknown[] | { take(): readonly unknown[] },
+  events: readonly unknown[],
   deps: {
     db: pg.Pool;
     temporalHealth: Pick<TemporalHealth, 'check'>;
@@ -79,14 +73,25 @@ export async function ingestEvents(
     stepStarted = at;
     return ms;
   };
+  const results: EventResult[] = new Array(events.length);
   // The first occurrence of a key in the request speaks for it; later ones compare with it.
   // Each first occurrence is also its outbox entry (key and canonical payload), should it be accepted.
-  const firstByKey = new Map<string, OutboxEntry & { index: number; hash: string; amounts: Record<string, number> }>();
+  const firstByKey = new Map<string, OutboxEntry & { index: number; hash: string }>();
   const repeats: { index: number; key: string; hash: string }[] = [];
-  const results = validateAll('take' in events ? events.take() : events, deps.rules, now, firstByKey, repeats);
+  events.forEach((raw, index) => {
+    const v = validateEvent(raw, deps.rules, now);
+    if (!v.ok) {
+      const key = (raw as { uniqueKey?: unknown } | null)?.uniqueKey;
+      results[index] = { index, ...(typeof key === 'string' ? { uniqueKey: key } : {}), status: 'invalid', field: v.field, reason: v.reason };
+    } else if (firstByKey.has(v.event.key)) {
+      repeats.push({ index, key: v.event.key, hash: v.payloadHash });
+    } else {
+      firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload });
+    }
+  });
   if (firstByKey.size === 0) {
     timings.prepareMs = step();
-    return { batchId: null, workflowId: null, results, timings, acceptedAmounts: new Map() };
+    return { batchId: null, workflowId: null, results, timings };
   }
   // Map order is request order, so the outbox keeps the events in order. The claims insert the
   // keys sorted (byte order, in SQL): two requests sharing keys lock them in the same order and
@@ -142,13 +147,7 @@ export async function ingestEvents(
   client.release();
   timings.storeMs = step();
   deps.onStored?.(timings);
-  const acceptedAmounts = new Map<string, number>();
-  for (const c of firsts) {
-    const status = claims ? claims.get(c.key)! : 'accepted';
-    results[c.index] = { index: c.index, uniqueKey: c.key, status };
-    if (status !== 'accepted') continue;
-    for (const type in c.amounts) acceptedAmounts.set(type, (acceptedAmounts.get(type) ?? 0) + c.amounts[type]!);
-  }
+  for (const c of firsts) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
   for (const r of repeats) {
     const first = firstByKey.get(r.key)!;
     const firstResult = results[first.index]!;
@@ -156,35 +155,5 @@ export async function ingestEvents(
     // A repeat of an accepted or duplicate payload is a duplicate; anything else conflicts.
     results[r.index] = { index: r.index, uniqueKey: r.key, status: same && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
   }
-  return accepted.length > 0
-    ? { batchId, workflowId, results, timings, acceptedAmounts }
-    : { batchId: null, workflowId: null, results, timings, acceptedAmounts };
-}
-
-/**
- * Validates each event in order: the invalid ones get their result, the first occurrence of each
- * key goes into `firstByKey`, later ones into `repeats`. A function of its own so that nothing of
- * the request's parsed events stays referenced from `ingestEvents` while it waits for Postgres,
- * apart from each first occurrence's key and amounts (and its payload and hash, made here).
- */
-function validateAll(
-  events: readonly unknown[],
-  rules: EventRules,
-  now: number,
-  firstByKey: Map<string, OutboxEntry & { index: number; hash: string; amounts: Record<string, number> }>,
-  repeats: { index: number; key: string; hash: string }[],
-): EventResult[] {
-  const results: EventResult[] = new Array(events.length);
-  events.forEach((raw, index) => {
-    const v = validateEvent(raw, rules, now);
-    if (!v.ok) {
-      const key = (raw as { uniqueKey?: unknown } | null)?.uniqueKey;
-      results[index] = { index, ...(typeof key === 'string' ? { uniqueKey: key } : {}), status: 'invalid', field: v.field, reason: v.reason };
-    } else if (firstByKey.has(v.event.key)) {
-      repeats.push({ index, key: v.event.key, hash: v.payloadHash });
-    } else {
-      firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload, amounts: v.event.amounts });
-    }
-  });
-  return results;
+  return accepted.length > 0 ? { batchId, workflowId, results, timings } : { batchId: null, workflowId: null, results, timings };
 }

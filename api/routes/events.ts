@@ -48,13 +48,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: IngestResponse, 400: Type.Union([IngestResponse, ErrorBody]), 503: ErrorBody },
     },
   }, async (req, reply) => {
-    const eventCount = req.body.events.length;
     let outcome;
     try {
-      // The parsed request is let go once its events are validated: a request waiting for
-      // Postgres beside others would otherwise carry it through the young generation's
-      // collections (docs/benchmarks.md). Nothing after this reads req.body.
-      outcome = await ingestEvents({ take: () => { const { events } = req.body; req.body = undefined as never; return events; } }, {
+      outcome = await ingestEvents(req.body.events, {
         db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules, onStored,
       });
     } catch (err) {
@@ -62,17 +58,25 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       req.log.warn({ err }, 'ingest unavailable; nothing kept');
       return reply.code(503).header('retry-after', '5').send({ code: err.code, message: `${err.message}; nothing was kept, retry later` });
     }
-    app.metrics.ingestBatchEvents.observe(eventCount);
+    app.metrics.ingestBatchEvents.observe(req.body.events.length);
     const { timings } = outcome;
     // Up to here: the answer's serialization and sending are not in it.
     if (config.INGEST_SLOW_REQUEST_MS > 0 && reply.elapsedTime >= config.INGEST_SLOW_REQUEST_MS) {
-      req.log.warn({ events: eventCount, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
+      req.log.warn({ events: req.body.events.length, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
         'slow ingest request: elapsedMs since the API took it, then each step in ms');
     }
     const counts = new Map<string, number>();
     for (const r of outcome.results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, n] of counts) app.metrics.ingestEvents.inc({ status }, n);
-    for (const [type, value] of outcome.acceptedAmounts) app.metrics.ingestAmounts.inc({ amount_type: type }, value);
+    // Summed per amount type first: one counter update per type, not one per event.
+    const amounts = new Map<string, number>();
+    for (const [i, e] of req.body.events.entries()) {
+      if (outcome.results[i]?.status !== 'accepted') continue;
+      for (const [type, value] of Object.entries((e as { amounts: Record<string, number> }).amounts)) {
+        amounts.set(type, (amounts.get(type) ?? 0) + value);
+      }
+    }
+    for (const [type, value] of amounts) app.metrics.ingestAmounts.inc({ amount_type: type }, value);
     const allInvalid = outcome.results.every((r) => r.status === 'invalid');
     return reply.code(allInvalid ? 400 : 200).send({
       batchId: outcome.batchId, workflowId: outcome.workflowId, results: outcome.results,
