@@ -8,6 +8,7 @@ import { adminAuthPlugin } from './plugins/admin-auth.js';
 import { adminUiPlugin } from './plugins/admin-ui.js';
 import { apiKeyAuthPlugin } from './plugins/api-key-auth.js';
 import { gzipBodyPlugin } from './plugins/gzip-body.js';
+import { jsonBodyPlugin } from './plugins/json-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { orgAuthPlugin, orgTokenSecurityScheme } from './plugins/org-auth.js';
 import { backfillRoutes } from './routes/backfills.js';
@@ -59,6 +60,7 @@ export async function buildApp(deps: ApiDeps, logger: Logger | boolean = false):
   });
   await app.register(metricsPlugin);
   await app.register(gzipBodyPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(apiKeyAuthPlugin);
   await app.register(adminAuthPlugin);
   await app.register(orgAuthPlugin);

@@ -71,8 +71,17 @@ export function validateEvent(input: unknown, rules: EventRules, now: number): E
     return { ok: false, field: `amounts.${unknown}`, reason: `unknown amount type; accepted: ${[...rules.amountTypes.keys()].join(', ')}` };
   }
   const metadata = event.metadata ?? {};
-  if (Object.keys(metadata).length > rules.maxMetadataEntries) {
+  const metadataKeys = Object.keys(metadata);
+  if (metadataKeys.length > rules.maxMetadataEntries) {
     return { ok: false, field: 'metadata', reason: `more than ${rules.maxMetadataEntries} entries` };
+  }
+  const keyReason = unkeepable(event.uniqueKey);
+  if (keyReason !== undefined) return { ok: false, field: 'uniqueKey', reason: keyReason };
+  const instanceReason = unkeepable(event.internalInstanceId);
+  if (instanceReason !== undefined) return { ok: false, field: 'internalInstanceId', reason: instanceReason };
+  for (const name of metadataKeys) {
+    const reason = unkeepable(name) ?? unkeepable(metadata[name]!);
+    if (reason !== undefined) return { ok: false, field: `metadata.${name}`, reason };
   }
   const occurredAt = new Date(occurred).toISOString();
   const accepted: AcceptedEvent = {
@@ -97,6 +106,17 @@ export function validateEvent(input: unknown, rules: EventRules, now: number): E
  */
 export function canonicalPayload(event: AcceptedEvent): string {
   return JSON.stringify([event.instanceId, event.occurredAt, event.amounts, event.metadata]);
+}
+
+/**
+ * Why a string cannot be kept exactly as sent, or undefined. Postgres's text cannot hold U+0000,
+ * and a lone UTF-16 surrogate (which JSON's `\\ud800` escapes can spell) becomes U+FFFD in UTF-8:
+ * two keys differing only there would be claimed as one, and the second event lost as a duplicate.
+ */
+function unkeepable(value: string): string | undefined {
+  if (!value.isWellFormed()) return 'is not well-formed Unicode (it holds a lone UTF-16 surrogate)';
+  if (value.includes('\u0000')) return 'holds U+0000 (NUL), which the billing database cannot store';
+  return undefined;
 }
 
 function sortedRecord<T>(record: Record<string, T>): Record<string, T> {

@@ -248,14 +248,18 @@ describe('bad input and outages', () => {
     // The sender stops half-way through a message and closes its side.
     const truncated = await exchange(msgpack(['billing', t0(), record(`${key}cut`, 'samples', 1)]).subarray(0, 20), { acks: 1, end: true });
     expect(truncated).toEqual({ acks: [], closed: true });
+    // JSON (the Go client's form) that is not UTF-8: the key's 0xff would otherwise be read as U+FFFD.
+    const notUtf8 = await exchange(Buffer.concat([Buffer.from(`["billing",${t0()},{"unique_key":"${key}`), Buffer.from([0xff]), Buffer.from('"},{}]')]), { acks: 1 });
+    expect(notUtf8).toEqual({ acks: [], closed: true });
     expect((await other).acks).toEqual([{ ack: 'other' }]);
-    expect(await count('malformed')).toBe(malformed + 3);
+    expect(await count('malformed')).toBe(malformed + 4);
     expect(await storedKeys(key)).toEqual([`${key}first:samples`, `${key}ok:samples`]);
     const reasons = logLines.filter((l) => l.msg === 'malformed forward input; closing the connection').map((l) => l.reason);
     expect(reasons).toEqual(expect.arrayContaining([
       'byte 0x47 cannot start a forward message (expected a msgpack array or a JSON array)',
       'byte 0xc1 is not valid msgpack',
       'connection closed in the middle of a message',
+      'a JSON message must be UTF-8',
     ]));
   });
 

@@ -174,3 +174,45 @@ describe('the amounts counter', () => {
     }
   });
 });
+
+describe('strings Postgres or BigQuery could not keep as sent', () => {
+  it('are invalid events, named by field, and the other events of the request are accepted', async () => {
+    const res = await tally.app.inject({
+      method: 'POST', url: '/v1/events', headers: { ...tally.auth, 'content-type': 'application/json' },
+      payload: JSON.stringify({ events: [event(60), { ...event(61), uniqueKey: `${run}-nul\u0000` }, event(62)] }),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().results.map((r: { status: string; field?: string }) => [r.status, r.field])).toEqual([
+      ['accepted', undefined], ['invalid', 'uniqueKey'], ['accepted', undefined],
+    ]);
+  });
+
+  it('a lone surrogate is invalid: two keys differing only there are not claimed as one', async () => {
+    // JSON's escapes can spell a lone UTF-16 surrogate; in UTF-8 both keys would become "…\ufffd".
+    const post = (key: string, n: number) => tally.app.inject({
+      method: 'POST', url: '/v1/events', headers: { ...tally.auth, 'content-type': 'application/json' },
+      payload: `{"events":[${JSON.stringify({ ...event(n), uniqueKey: key })}]}`,
+    });
+    for (const [key, n] of [[`${run}-lone-\ud800`, 63], [`${run}-lone-\udc01`, 64]] as const) {
+      const res = await post(key, n);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().results[0]).toMatchObject({ status: 'invalid', field: 'uniqueKey', reason: expect.stringContaining('lone UTF-16 surrogate') });
+    }
+    const metadata = await tally.app.inject({
+      method: 'POST', url: '/v1/events', headers: tally.auth,
+      payload: { events: [{ ...event(65), metadata: { host: 'a\u0000b' } }, { ...event(66), internalInstanceId: 'i\u0000' }] },
+    });
+    expect(metadata.json().results.map((r: { field?: string }) => r.field)).toEqual(['metadata.host', 'internalInstanceId']);
+  });
+
+  it('a body that is not UTF-8 is refused whole, and UTF-8 beyond ASCII is kept as sent', async () => {
+    const post = (payload: Buffer) => tally.app.inject({ method: 'POST', url: '/v1/events', headers: { ...tally.auth, 'content-type': 'application/json' }, payload });
+    // 0xff is never UTF-8: read as text, it would become U+FFFD, as any other invalid byte would.
+    const [before, after] = JSON.stringify({ events: [{ ...event(67), uniqueKey: `${run}-bytes-@` }] }).split('@');
+    const refused = await post(Buffer.concat([Buffer.from(before!), Buffer.from([0xff]), Buffer.from(after!)]));
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toEqual({ code: 'INVALID_ENCODING', message: expect.stringContaining('not valid UTF-8') });
+    const kept = await post(Buffer.from(JSON.stringify({ events: [{ ...event(68), uniqueKey: `${run}-ключ-😀` }] })));
+    expect(kept.json().results[0]).toMatchObject({ status: 'accepted', uniqueKey: `${run}-ключ-😀` });
+  });
+});

@@ -1,5 +1,6 @@
 import { Decoder, ExtensionCodec, encode } from '@msgpack/msgpack';
 import { gunzipSync } from 'node:zlib';
+import { isUtf8 } from 'node:buffer';
 import { ForwardProtocolError, FrameReader, type FrameEncoding } from './framing.js';
 
 /**
@@ -98,6 +99,9 @@ export class ForwardDecoder {
       }
       let message: ForwardMessage;
       try {
+        // JSON must be UTF-8: read as text, invalid bytes would become U+FFFD, and two keys
+        // differing only there would be claimed as one (api/plugins/json-body.ts).
+        if (frame.encoding === 'json' && !isUtf8(frame.bytes)) throw new ForwardProtocolError('a JSON message must be UTF-8');
         const value = frame.encoding === 'json' ? JSON.parse(frame.bytes.toString('utf8')) : decoder.decode(frame.bytes);
         message = this.interpret(value, frame.encoding, frame.bytes);
       } catch (err) {
