@@ -4,6 +4,9 @@ import { FormatRegistry } from '@sinclair/typebox';
 import { hash } from 'node:crypto';
 import type { BillingDay } from './billing-day.js';
 
+/** The longest metadata name, in UTF-16 code units (as `maxLength` counts). */
+const METADATA_NAME_MAX = 128;
+
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', (v) => RFC3339.test(v) && !Number.isNaN(Date.parse(v)));
@@ -18,7 +21,9 @@ export const UsageEventSchema = Type.Object(
     amounts: Type.Record(Type.String(), Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), {
       description: 'Amount type → non-negative integer quantity; all of them are accepted or none.',
     }),
-    metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 1024 }))),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 1024 }), {
+      description: `Free-form labels carried to BigQuery: at most 64 entries, names of 1–${METADATA_NAME_MAX} characters, values of at most 1024.`,
+    })),
   },
   { additionalProperties: false },
 );
@@ -80,6 +85,9 @@ export function validateEvent(input: unknown, rules: EventRules, now: number): E
   const instanceReason = unkeepable(event.internalInstanceId);
   if (instanceReason !== undefined) return { ok: false, field: 'internalInstanceId', reason: instanceReason };
   for (const name of metadataKeys) {
+    if (name.length === 0 || name.length > METADATA_NAME_MAX) {
+      return { ok: false, field: `metadata.${name.slice(0, 32)}${name.length > 32 ? '…' : ''}`, reason: `a metadata name must be 1–${METADATA_NAME_MAX} characters long` };
+    }
     const reason = unkeepable(name) ?? unkeepable(metadata[name]!);
     if (reason !== undefined) return { ok: false, field: `metadata.${name}`, reason };
   }

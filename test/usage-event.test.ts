@@ -24,6 +24,11 @@ describe('validateEvent', () => {
     expect(validateEvent({ ...base, extra: 1 }, rules, now)).toMatchObject({ ok: false, field: 'extra' });
     expect(validateEvent({ ...base, metadata: { a: '1', b: '2', c: '3' } }, rules, now)).toEqual({ ok: false, field: 'metadata', reason: 'more than 2 entries' });
     expect(validateEvent({ ...base, metadata: { a: 1 } }, rules, now)).toMatchObject({ ok: false, field: 'metadata.a' });
+    expect(validateEvent({ ...base, metadata: { ['n'.repeat(128)]: 'v' } }, rules, now).ok).toBe(true);
+    expect(validateEvent({ ...base, metadata: { ['n'.repeat(129)]: 'v' } }, rules, now)).toEqual({
+      ok: false, field: `metadata.${'n'.repeat(32)}…`, reason: 'a metadata name must be 1–128 characters long',
+    });
+    expect(validateEvent({ ...base, metadata: { '': 'v' } }, rules, now)).toMatchObject({ ok: false, field: 'metadata.' });
   });
 
   it('gives the same payload hash whatever the key order or timestamp spelling', () => {
