@@ -181,6 +181,20 @@ async function preallocateWal(db: pg.Client): Promise<number> {
   return segments;
 }
 
+/**
+ * How an idle core waits, where a virtual machine's cpuidle driver says: on this benchmark's
+ * machine a core halts at once (`guest_halt_poll_ns` 0), and Tally's pipeline, whose processes wait
+ * on each other many times per request, ran 9–50 % faster at full speed when a core polled for
+ * 200 µs first (docs/benchmarks.md). Runs are comparable only with the same setting.
+ */
+function idleSetting(): string {
+  const read = (file: string) => { try { return fs.readFileSync(file, 'utf8').trim(); } catch { return undefined; } };
+  const driver = read('/sys/devices/system/cpu/cpuidle/current_driver');
+  const pollNs = read('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
+  if (!driver) return '';
+  return `, idle cores through cpuidle ${driver}${pollNs === undefined ? '' : ` (guest_halt_poll_ns ${pollNs})`}`;
+}
+
 async function waitForHttp(url: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (await fetch(url).then((r) => r.ok, () => false)) return;
@@ -309,7 +323,7 @@ try {
   const section = [
     `## ${sectionTitle} (\`npm run bench:ingest${options.length > 0 ? ` -- ${options.join(' ')}` : ''}\`)`,
     '',
-    `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
+    `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}${idleSetting()}.`,
     `${randomKeys ? 'Each event\'s key a random UUID (the forward protocol\'s records keep keys of the default form). ' : ''}${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
     `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
