@@ -4,8 +4,9 @@ import { FormatRegistry } from '@sinclair/typebox';
 import { hash } from 'node:crypto';
 import type { BillingDay } from './billing-day.js';
 
-/** The longest metadata name, in UTF-16 code units (as `maxLength` counts). */
+/** The longest metadata name and value, in UTF-16 code units (as `maxLength` counts). */
 const METADATA_NAME_MAX = 128;
+const METADATA_VALUE_MAX = 1024;
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 if (!FormatRegistry.Has('date-time')) {
@@ -21,8 +22,8 @@ export const UsageEventSchema = Type.Object(
     amounts: Type.Record(Type.String(), Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), {
       description: 'Amount type → non-negative integer quantity; all of them are accepted or none.',
     }),
-    metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 1024 }), {
-      description: `Free-form labels carried to BigQuery: at most 64 entries, names of 1–${METADATA_NAME_MAX} characters, values of at most 1024.`,
+    metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: METADATA_VALUE_MAX }), {
+      description: `Free-form labels carried to BigQuery: at most 64 entries, names of 1–${METADATA_NAME_MAX} characters, values of at most ${METADATA_VALUE_MAX}.`,
     })),
   },
   { additionalProperties: false },
@@ -118,7 +119,7 @@ export function canonicalPayload(event: AcceptedEvent): string {
 
 /**
  * Why a string cannot be kept exactly as sent, or undefined. Postgres's text cannot hold U+0000,
- * and a lone UTF-16 surrogate (which JSON's `\\ud800` escapes can spell) becomes U+FFFD in UTF-8:
+ * and a lone UTF-16 surrogate (which JSON's `\ud800` escapes can spell) becomes U+FFFD in UTF-8:
  * two keys differing only there would be claimed as one, and the second event lost as a duplicate.
  */
 function unkeepable(value: string): string | undefined {
