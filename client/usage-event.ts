@@ -46,6 +46,8 @@ export function buildEvent(
     throw invalid('internalInstanceId', 'must be a non-blank string');
   }
   if (internalInstanceId.length > MAX_ID_LENGTH) throw invalid('internalInstanceId', `must be at most ${MAX_ID_LENGTH} characters`);
+  if (!keepable(uniqueKey)) throw invalid('uniqueKey', NOT_KEPT);
+  if (!keepable(internalInstanceId)) throw invalid('internalInstanceId', NOT_KEPT);
   if (!(timestamp instanceof Date)) throw invalid('timestamp', 'must be a valid Date');
   const ms = timestamp.getTime();
   // toISOString's own range: ±8.64e15 ms; a NaN or out-of-range Date could not be sent.
@@ -70,11 +72,19 @@ export function buildEvent(
     for (const name in metadata) {
       const value = metadata[name];
       if (typeof value !== 'string') throw invalid(`metadata.${name}`, `must be a string, got ${typeof value}`);
+      if (!keepable(name) || !keepable(value)) throw invalid(`metadata.${name}`, NOT_KEPT);
       metadataCopy[name] = value;
     }
     event.metadata = metadataCopy;
   }
   return event;
+}
+
+const NOT_KEPT = 'must be well-formed Unicode without U+0000 (the server refuses lone surrogates and NUL: they cannot be stored as sent)';
+
+/** What the server keeps exactly as sent (its validation says the same: docs/ingest.md). */
+function keepable(text: string): boolean {
+  return text.isWellFormed() && !text.includes('\u0000');
 }
 
 function isBlank(text: string): boolean {

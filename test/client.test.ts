@@ -388,6 +388,10 @@ describe('BillingClient argument checks', () => {
     ['amounts.samples', () => client.addAmounts('k', 'inst', now, { samples: -1 })],
     ['amounts.samples', () => client.addAmounts('k', 'inst', now, { samples: Number.NaN })],
     ['metadata.region', () => client.addAmounts('k', 'inst', now, { samples: 1 }, { region: 3 as unknown as string })],
+    ['uniqueKey', () => client.addAmounts('k\u0000', 'inst', now, { samples: 1 })],
+    ['uniqueKey', () => client.addAmounts('k\ud800', 'inst', now, { samples: 1 })],
+    ['internalInstanceId', () => client.addAmounts('k', 'inst\udc00', now, { samples: 1 })],
+    ['metadata.region', () => client.addAmounts('k', 'inst', now, { samples: 1 }, { region: 'eu\u0000' })],
   ])('names %s', (argument, call) => {
     let thrown: unknown;
     try {
