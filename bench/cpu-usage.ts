@@ -1,5 +1,7 @@
 // CPU time per component of the stack over a benchmark phase, read from /proc (Linux): the
 // profile the ingest benchmark prints next to its figures, so a reader sees where the cores went.
+import fs from 'node:fs';
+import os from 'node:os';
 import type { ProcStat } from '../devstack/process-table.js';
 
 /** clock ticks per second: Linux reports utime/stime in USER_HZ, which is 100 on every common build. */
@@ -37,4 +39,27 @@ export function cpuByComponent(
   return [...components.map((c) => c.name), 'other']
     .map((name) => ({ name, seconds: seconds.get(name) ?? 0 }))
     .filter((c) => c.seconds > 0);
+}
+
+/** The machine's steal time so far, in ticks (/proc/stat): time its virtual cores were ready but the host ran something else. */
+function stealTicks(): number | undefined {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    return cpu[0] === 'cpu' && cpu[8] !== undefined ? Number(cpu[8]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Measures the host's steal over a phase: call at its start, and call the answer at its end with
+ * the phase's seconds, for the share of the cores' time stolen (0.05: 5 %), or undefined off Linux.
+ */
+export function stealOver(): (seconds: number) => number | undefined {
+  const before = stealTicks();
+  return (seconds) => {
+    const after = stealTicks();
+    if (before === undefined || after === undefined || seconds <= 0) return undefined;
+    return (after - before) / TICKS_PER_SECOND / (seconds * os.cpus().length);
+  };
 }

@@ -17,7 +17,7 @@ import { projectRoot } from '../devstack/tools.js';
 import pg from 'pg';
 import { processTable } from '../devstack/process-table.js';
 import { closedLoad } from './closed-load.js';
-import { cpuByComponent } from './cpu-usage.js';
+import { cpuByComponent, stealOver } from './cpu-usage.js';
 import { forwardLoad } from './forward-load.js';
 import { pacedLoad } from './paced-load.js';
 import { writeBenchmarkSection } from './results.js';
@@ -72,6 +72,8 @@ interface Run {
   eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number;
   /** Cores each component used over a half-load run, from its first request to its last answer. */
   cores?: Map<string, number>;
+  /** Share of the cores' time the host stole over the run (/proc/stat), where it says. */
+  steal?: number;
 }
 
 /** Request bodies with keys unique to this call, built before a run so that their making is not counted in it. */
@@ -93,18 +95,25 @@ let authorization = '';
 
 /** At full speed: every connection sends its next request as soon as its answer is in (bench/closed-load.ts). */
 async function load(url: string, label: string, payloads = bodies(label, requests)): Promise<Run> {
+  const steal = stealOver();
   const result = await closedLoad({
     url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization }, bodies: payloads, requests, connections,
   });
   if (result.ok === 0) throw new Error(`${label}: no request succeeded (${result.non2xx} non-2xx, ${result.errors} errors)`);
-  process.stderr.write(`  ${label}: ${result.ok}/${requests} ok in ${result.seconds.toFixed(1)} s, p50 ${result.p50} ms, p99 ${result.p99} ms\n`);
+  const stolen = steal(result.seconds);
+  process.stderr.write(`  ${label}: ${result.ok}/${requests} ok in ${result.seconds.toFixed(1)} s, p50 ${result.p50} ms, p99 ${result.p99} ms${stealNote(stolen)}\n`);
   return {
     requestsPerSecond: result.ok / result.seconds,
     eventsPerSecond: (result.ok * batchSize) / result.seconds,
     p50: result.p50,
     p99: result.p99,
     errors: result.non2xx + result.errors,
+    steal: stolen,
   };
+}
+
+function stealNote(steal: number | undefined): string {
+  return steal === undefined ? '' : `, host steal ${(steal * 100).toFixed(1)} %`;
 }
 
 /** Latency at an even rate (bench/paced-load.ts): what "half load" means. */
@@ -113,12 +122,14 @@ async function paced(url: string, label: string, rate: number, components?: Para
   const payloads = bodies(label, halfRequests + rate);
   const cpuBefore = components ? processTable() : undefined;
   const started = performance.now();
+  const steal = stealOver();
   const run = await pacedLoad({
     url, path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json', authorization },
     bodies: payloads, rate, requests: halfRequests, connections,
     warmup: rate, // one second at the same rate, not counted
   });
   const wall = (performance.now() - started) / 1000;
+  const stolen = steal(wall);
   const cores = cpuBefore && new Map(cpuByComponent(cpuBefore, processTable(), components!).map((c) => [c.name, c.seconds / wall]));
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
   if (process.env.BENCH_TRACE) {
@@ -126,8 +137,8 @@ async function paced(url: string, label: string, rate: number, components?: Para
     const file = path.join(process.env.BENCH_TRACE, `${label.replace(/\W+/g, '-')}.json`);
     fs.writeFileSync(file, JSON.stringify({ countedFrom: run.countedFrom.getTime(), rate, timeline: run.timeline }));
   }
-  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
-  return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores };
+  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms${stealNote(stolen)}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
+  return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores, steal: stolen };
 }
 
 function startChild(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
@@ -341,9 +352,11 @@ try {
     `Ratio Tally / baseline: **${ratio.toFixed(2)}** (median of the rounds' ratios). Targets: ≥ 50,000 events/s, ratio ≥ 0.5, p99 ≤ 50 ms at half load.`,
     `Half load is open-loop at an even rate (bench/paced-load.ts), latency counted from each request's planned send time, after one second at that rate that is not counted.`,
     '',
-    `| round | baseline events/s | Tally events/s | ratio | baseline p99 ms at half load | Tally p99 ms at half load |${tallyHalfUncapped ? ' Tally p99 ms, emulator not capped |' : ''}`,
-    `| ---: | ---: | ---: | ---: | ---: | ---: |${tallyHalfUncapped ? ' ---: |' : ''}`,
-    ...results.map((r, i) => `| ${i + 1} | ${Math.round(r.baseline.eventsPerSecond).toLocaleString('en-US')} | ${Math.round(r.tally.eventsPerSecond).toLocaleString('en-US')} | ${ratios[i]!.toFixed(2)} | ${r.baselineHalf.p99} | ${r.tallyHalf.p99} |${r.tallyHalfUncapped ? ` ${r.tallyHalfUncapped.p99} |` : ''}`),
+    `| round | baseline events/s | Tally events/s | ratio | baseline p99 ms at half load | Tally p99 ms at half load |${tallyHalfUncapped ? ' Tally p99 ms, emulator not capped |' : ''} steal %: baseline, Tally, Tally at half load |`,
+    `| ---: | ---: | ---: | ---: | ---: | ---: |${tallyHalfUncapped ? ' ---: |' : ''} ---: |`,
+    ...results.map((r, i) => `| ${i + 1} | ${Math.round(r.baseline.eventsPerSecond).toLocaleString('en-US')} | ${Math.round(r.tally.eventsPerSecond).toLocaleString('en-US')} | ${ratios[i]!.toFixed(2)} | ${r.baselineHalf.p99} | ${r.tallyHalf.p99} |${r.tallyHalfUncapped ? ` ${r.tallyHalfUncapped.p99} |` : ''} ${[r.baseline, r.tally, r.tallyHalf].map((run) => (run.steal === undefined ? '–' : (run.steal * 100).toFixed(1))).join(', ')} |`),
+    '',
+    'Steal: the share of the cores\' time (the run\'s wall time × cores) in which a virtual core had work but the host ran something else (/proc/stat); on a shared virtual machine it moves the figures (docs/benchmarks.md).',
     '',
     ...(tallyHalfUncapped ? [
       `Cores used during Tally's half-load runs (medians of the rounds), the emulator capped: ${halfCores(results.map((r) => r.tallyHalf))}; not capped: ${halfCores(uncappedRuns)}.`,
