@@ -59,8 +59,11 @@ export async function ingestEvents(
     now?: number;
     /** Called at each step of the protocol; tests throw here to stand for a crash at that point. */
     crashPoint?: (point: CrashPoint, batchId: string) => void;
-    /** Told where the call's time went once the batch is stored (the API's histogram, api/plugins/metrics.ts). */
-    onStored?: (timings: IngestTimings) => void;
+    /**
+     * Told, once the batch is stored, where the call's time went and the sum of the accepted events'
+     * amounts per amount type (the API's histogram and amounts counter, api/plugins/metrics.ts).
+     */
+    onStored?: (timings: IngestTimings, acceptedAmounts: Map<string, number>) => void;
   },
 ): Promise<IngestOutcome> {
   const now = deps.now ?? Date.now();
@@ -76,7 +79,7 @@ export async function ingestEvents(
   const results: EventResult[] = new Array(events.length);
   // The first occurrence of a key in the request speaks for it; later ones compare with it.
   // Each first occurrence is also its outbox entry (key and canonical payload), should it be accepted.
-  const firstByKey = new Map<string, OutboxEntry & { index: number; hash: string }>();
+  const firstByKey = new Map<string, OutboxEntry & { index: number; hash: string; amounts: Record<string, number> }>();
   const repeats: { index: number; key: string; hash: string }[] = [];
   events.forEach((raw, index) => {
     const v = validateEvent(raw, deps.rules, now);
@@ -86,7 +89,7 @@ export async function ingestEvents(
     } else if (firstByKey.has(v.event.key)) {
       repeats.push({ index, key: v.event.key, hash: v.payloadHash });
     } else {
-      firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload });
+      firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload, amounts: v.event.amounts });
     }
   });
   if (firstByKey.size === 0) {
@@ -146,7 +149,11 @@ export async function ingestEvents(
   }
   client.release();
   timings.storeMs = step();
-  deps.onStored?.(timings);
+  if (deps.onStored) {
+    const acceptedAmounts = new Map<string, number>();
+    for (const c of accepted) for (const type in c.amounts) acceptedAmounts.set(type, (acceptedAmounts.get(type) ?? 0) + c.amounts[type]!);
+    deps.onStored(timings, acceptedAmounts);
+  }
   for (const c of firsts) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
   for (const r of repeats) {
     const first = firstByKey.get(r.key)!;

@@ -34,7 +34,7 @@ export async function startApiService(config: Config, logger: Logger): Promise<A
         port: config.FORWARD_PORT,
         deps: {
           db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules: eventRulesFromConfig(config),
-          onStored: (timings) => observeIngestStore(app.metrics, timings),
+          onStored: (timings, amounts) => observeIngestStore(app.metrics, timings, amounts),
         },
         logger,
         registry: app.metrics.registry,

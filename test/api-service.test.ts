@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 describe('the API service', () => {
-  it("counts a batch taken through the forward listener in the API's histogram of time in Postgres", async () => {
+  it("counts a batch taken through the forward listener in the API's histogram of time in Postgres and in its amounts counter", async () => {
     const [host, port] = service.forwardAddress!.split(':');
     const client = new FluentClient('billing', { eventMode: 'Message', ack: { ackTimeout: 20_000 }, socket: { host: host!, port: Number(port) } });
     const key = `service-${Date.now()}`;
@@ -37,5 +37,6 @@ describe('the API service', () => {
     expect(stored.rows[0].n).toBe(1);
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toMatch(/^tally_ingest_store_duration_seconds_count\{path="one-statement"\} 1$/m);
+    expect(metrics).toMatch(/^tally_ingest_amount_total\{amount_type="container-seconds"\} 5$/m);
   });
 });

@@ -19,8 +19,14 @@ export interface ApiMetrics {
 }
 
 /** An ingest call's time in Postgres, into `tally_ingest_store_duration_seconds` (HTTP and forward alike). */
-export function observeIngestStore(metrics: Pick<ApiMetrics, 'ingestStoreSeconds'>, timings: IngestTimings): void {
+/** A batch stored, by HTTP or the forward listener: its time in Postgres and its accepted amounts. */
+export function observeIngestStore(
+  metrics: Pick<ApiMetrics, 'ingestStoreSeconds' | 'ingestAmounts'>,
+  timings: IngestTimings,
+  acceptedAmounts: Map<string, number>,
+): void {
   if (timings.path) metrics.ingestStoreSeconds.observe({ path: timings.path }, timings.storeMs / 1000);
+  for (const [type, value] of acceptedAmounts) metrics.ingestAmounts.inc({ amount_type: type }, value);
 }
 
 /** Prometheus metrics of the API on GET /metrics: request latency by route and status, ingest results. */
@@ -48,7 +54,7 @@ export const metricsPlugin = fp(async (app) => {
     }),
     ingestAmounts: new client.Counter({
       name: 'tally_ingest_amount_total',
-      help: 'Sum of accepted amounts, by amount type',
+      help: 'Sum of accepted amounts, by amount type (HTTP and the forward protocol)',
       labelNames: ['amount_type'],
       registers: [registry],
     }),

@@ -24,7 +24,7 @@ const IngestResponse = Type.Object({
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, db } = app.deps;
   const rules = eventRulesFromConfig(config);
-  const onStored = (timings: IngestTimings) => observeIngestStore(app.metrics, timings);
+  const onStored = (timings: IngestTimings, amounts: Map<string, number>) => observeIngestStore(app.metrics, timings, amounts);
 
   app.post('/v1/events', {
     onRequest: app.requireApiKey('ingest'),
@@ -68,15 +68,6 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const counts = new Map<string, number>();
     for (const r of outcome.results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, n] of counts) app.metrics.ingestEvents.inc({ status }, n);
-    // Summed per amount type first: one counter update per type, not one per event.
-    const amounts = new Map<string, number>();
-    for (const [i, e] of req.body.events.entries()) {
-      if (outcome.results[i]?.status !== 'accepted') continue;
-      for (const [type, value] of Object.entries((e as { amounts: Record<string, number> }).amounts)) {
-        amounts.set(type, (amounts.get(type) ?? 0) + value);
-      }
-    }
-    for (const [type, value] of amounts) app.metrics.ingestAmounts.inc({ amount_type: type }, value);
     const allInvalid = outcome.results.every((r) => r.status === 'invalid');
     return reply.code(allInvalid ? 400 : 200).send({
       batchId: outcome.batchId, workflowId: outcome.workflowId, results: outcome.results,
