@@ -1,5 +1,5 @@
 import type { Config } from '../core/config.js';
-import type { EventRules } from '../core/usage-event.js';
+import { METADATA_ENTRIES_MAX, type EventRules } from '../core/usage-event.js';
 
 /** The event contract's rules from the configuration: HTTP and forward ingest judge an event alike. */
 export function eventRulesFromConfig(config: Config): EventRules {
@@ -7,6 +7,6 @@ export function eventRulesFromConfig(config: Config): EventRules {
     amountTypes: config.amountTypes,
     backdatingWindowDays: config.BACKDATING_WINDOW_DAYS,
     futureToleranceMs: 5 * 60_000,
-    maxMetadataEntries: 64,
+    maxMetadataEntries: METADATA_ENTRIES_MAX,
   };
 }

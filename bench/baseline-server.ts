@@ -3,9 +3,11 @@
 import Fastify from 'fastify';
 import { loadConfig } from '../core/config.js';
 import { validateEvent } from '../core/usage-event.js';
+import { eventRulesFromConfig } from '../api/event-rules.js';
 
 const config = loadConfig();
-const rules = { amountTypes: config.amountTypes, backdatingWindowDays: config.BACKDATING_WINDOW_DAYS, futureToleranceMs: 300_000, maxMetadataEntries: 64 };
+// Judged by the same rules as Tally's ingest.
+const rules = eventRulesFromConfig(config);
 const app = Fastify({ bodyLimit: config.MAX_BODY_BYTES });
 app.get('/healthz', async () => ({ ok: true }));
 app.post('/v1/events', async (req) => {

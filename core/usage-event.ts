@@ -7,6 +7,8 @@ import type { BillingDay } from './billing-day.js';
 /** The longest metadata name and value, in UTF-16 code units (as `maxLength` counts). */
 const METADATA_NAME_MAX = 128;
 const METADATA_VALUE_MAX = 1024;
+/** The most metadata entries an event may carry (`EventRules.maxMetadataEntries` in production). */
+export const METADATA_ENTRIES_MAX = 64;
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 if (!FormatRegistry.Has('date-time')) {
@@ -23,7 +25,7 @@ export const UsageEventSchema = Type.Object(
       description: 'Amount type → non-negative integer quantity; all of them are accepted or none.',
     }),
     metadata: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: METADATA_VALUE_MAX }), {
-      description: `Free-form labels carried to BigQuery: at most 64 entries, names of 1–${METADATA_NAME_MAX} characters, values of at most ${METADATA_VALUE_MAX}.`,
+      description: `Free-form labels carried to BigQuery: at most ${METADATA_ENTRIES_MAX} entries, names of 1–${METADATA_NAME_MAX} characters, values of at most ${METADATA_VALUE_MAX}.`,
     })),
   },
   { additionalProperties: false },

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { createKeyLedgerActivities } from '../activities/key-ledger.js';
 import { ingestEvents, IngestUnavailableError, type CrashPoint } from '../api/ingest.js';
+import { eventRulesFromConfig } from '../api/event-rules.js';
 import { claimWeek } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
@@ -25,7 +26,7 @@ afterAll(async () => {
   await tally?.close();
 });
 
-const rules = () => ({ amountTypes: tally.config.amountTypes, backdatingWindowDays: 35, futureToleranceMs: 300_000, maxMetadataEntries: 64 });
+const rules = () => eventRulesFromConfig(tally.config);
 
 function ingestAt(now: number, events: unknown[], crashPoint?: (p: CrashPoint, batchId: string) => void) {
   return ingestEvents(events, {
