@@ -187,7 +187,7 @@ describe('strings Postgres or BigQuery could not keep as sent', () => {
     ]);
   });
 
-  it('a lone surrogate is invalid: two keys differing only there are not claimed as one', async () => {
+  it('a lone surrogate is invalid (in UTF-8 two keys differing only there would become one)', async () => {
     // JSON's escapes can spell a lone UTF-16 surrogate; in UTF-8 both keys would become "…\ufffd".
     const post = (key: string, n: number) => tally.app.inject({
       method: 'POST', url: '/v1/events', headers: { ...tally.auth, 'content-type': 'application/json' },
@@ -214,5 +214,8 @@ describe('strings Postgres or BigQuery could not keep as sent', () => {
     expect(refused.json()).toEqual({ code: 'INVALID_ENCODING', message: expect.stringContaining('not valid UTF-8') });
     const kept = await post(Buffer.from(JSON.stringify({ events: [{ ...event(68), uniqueKey: `${run}-ключ-😀` }] })));
     expect(kept.json().results[0]).toMatchObject({ status: 'accepted', uniqueKey: `${run}-ключ-😀` });
+    // Kept as sent: the ledger holds the key's own bytes.
+    const stored = await tally.db.query<{ bytes: string }>("SELECT encode(convert_to(event_key, 'UTF8'), 'hex') AS bytes FROM event_keys WHERE event_key LIKE $1", [`${run}-%😀`]);
+    expect(stored.rows.map((r) => r.bytes)).toEqual([Buffer.from(`${run}-ключ-😀`).toString('hex')]);
   });
 });
