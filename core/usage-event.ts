@@ -123,9 +123,11 @@ export function canonicalPayload(event: AcceptedEvent): string {
  * Why a string cannot be kept exactly as sent, or undefined. Postgres's text cannot hold U+0000,
  * and a lone UTF-16 surrogate (which JSON's `\ud800` escapes can spell) becomes U+FFFD in UTF-8:
  * two keys differing only there would be claimed as one, and the second event lost as a duplicate.
+ * The forward protocol's msgpack strings that are not UTF-8 arrive with such surrogates too
+ * (api/forward/decode.ts, `utf8Text`).
  */
 function unkeepable(value: string): string | undefined {
-  if (!value.isWellFormed()) return 'is not well-formed Unicode (it holds a lone UTF-16 surrogate)';
+  if (!value.isWellFormed()) return 'is not well-formed Unicode (it holds a lone UTF-16 surrogate, or bytes that are not UTF-8)';
   if (value.includes('\u0000')) return 'holds U+0000 (NUL), which the billing database cannot store';
   return undefined;
 }

@@ -280,6 +280,36 @@ describe('bad input and outages', () => {
     ]);
   });
 
+  it('refuses a msgpack str that is not UTF-8, naming its field, where it would have been read as another string', async () => {
+    const key = prefix();
+    const [invalid, duplicate] = [await count('invalid'), await count('duplicate')];
+    // Each placeholder (2 bytes of UTF-8) is swapped for 2 bytes that are not UTF-8 once encoded.
+    const swap = (frame: Buffer, placeholder: string, bytes: number[]) => {
+      const at = frame.indexOf(Buffer.from(placeholder));
+      expect(at).toBeGreaterThan(0);
+      Buffer.from(bytes).copy(frame, at);
+      return frame;
+    };
+    const first = msgpack(['billing', t0(), record(`${key}kA`, 'samples', 1), { chunk: 'first' }]);
+    let second: Buffer = msgpack(['billing', [
+      // An overlong "A" (C1 81): read leniently, the key would be the first record's, a duplicate.
+      [t0(), record(`${key}k§`, 'samples', 1)],
+      // A long value (the platform's decoder): read leniently, FF FE would be two U+FFFD.
+      [t0(), record(`${key}long`, 'samples', 1, { metadata: { note: `${'x'.repeat(80)}¶` } })],
+      // A metadata name (a map key).
+      [t0(), record(`${key}name`, 'samples', 1, { metadata: { 'm¤': 'v' } })],
+      [t0(), record(`${key}ok`, 'samples', 1)],
+    ], { chunk: 'second' }]);
+    second = swap(swap(swap(second, '§', [0xc1, 0x81]), '¶', [0xff, 0xfe]), '¤', [0xc0, 0xae]);
+    expect(await exchange(Buffer.concat([first, second]), { acks: 2 })).toEqual({ acks: [{ ack: 'first' }, { ack: 'second' }], closed: false });
+    expect(await storedKeys(key)).toEqual([`${key}kA:samples`, `${key}ok:samples`]);
+    expect(await count('invalid')).toBe(invalid + 3);
+    expect(await count('duplicate')).toBe(duplicate);
+    const rejected = logLines.filter((l) => l.msg === 'forward record rejected' && String(l.uniqueKey ?? '').startsWith(key)).map((l) => [l.field, l.reason]);
+    const notUtf8 = expect.stringContaining('bytes that are not UTF-8');
+    expect(rejected).toEqual([['unique_key', notUtf8], ['metadata.note', notUtf8], [expect.stringMatching(/^metadata\.m/), notUtf8]]);
+  });
+
   it('holds the ack while Temporal is down and closes without it after the retry budget; the resend is stored', async () => {
     const key = prefix();
     const lost = await count('lost');
