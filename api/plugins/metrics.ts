@@ -48,7 +48,7 @@ export const metricsPlugin = fp(async (app) => {
     registry,
     ingestEvents: new client.Counter({
       name: 'tally_ingest_events_total',
-      help: 'Events received by the ingest API, by result (accepted, duplicate, conflict, invalid)',
+      help: 'Events received over HTTP (POST /v1/events), by result (accepted, duplicate, conflict, invalid); forward-protocol records are in tally_forward_records_total',
       labelNames: ['status'],
       registers: [registry],
     }),
