@@ -17,21 +17,43 @@ const UNIQUE_VIOLATION = '23505';
 /** Raised by `tally_ingest_new_batch_v2` when a key was claimed in an earlier week of the window (migrations 015, 016). */
 const EARLIER_WEEK_CLAIM = 'TK001';
 
-/** The weeks a claim at `now` goes into (one, or two within `WEEK_EDGE_MS` of an edge; ascending) and the oldest week of the window. */
-function claimWindow(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay } {
+/**
+ * The weeks a claim at `now` goes into (one, or two within `WEEK_EDGE_MS` of an edge; ascending),
+ * the oldest week of the window, and the window's weeks before the claim's, which its lookups name
+ * one by one (`claim_week = ANY(...)`, migration 017).
+ */
+function claimWindow(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay; earlierWeeks: BillingDay[] } {
   const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
   const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
-  return { weeks, oldestWeek };
+  const earlierWeeks: BillingDay[] = [];
+  for (let w = oldestWeek; w < weeks[0]!; w = addDays(w, 7)) earlierWeeks.push(w);
+  return { weeks, oldestWeek, earlierWeeks };
 }
 
-/** Keys in the earlier weeks of the window ($5 ≤ week < $6) that the batch names. */
-const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week >= $5 AND claim_week < $6 AND event_key = ANY($2::text[])`;
+/**
+ * The keys in byte order, as the claims insert them: Postgres then finds the arrays already sorted
+ * where it sorts them (the insert's `ORDER BY`, each index scan over `= ANY`). Unsorted, the
+ * earlier-week lookup of 500 keys cost it 1.7 ms against 0.5 (docs/benchmarks.md). JavaScript
+ * compares UTF-16 code units, which differs from UTF-8's byte order only beyond U+FFFF: a hint,
+ * not a rule Postgres relies on.
+ */
+function inKeyOrder(keys: readonly ClaimKey[]): ClaimKey[] {
+  return [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * Keys in the earlier weeks of the window ($5, each week named) that the batch names. Named as a
+ * range on the index's first column, the weeks made the scan read every key they held
+ * (migration 017, docs/benchmarks.md).
+ */
+const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week = ANY($5::date[]) AND event_key = ANY($2::text[])`;
 
 /**
  * Any batch: claims the keys that are free in every week of $1, and answers the ones claimed before.
  * $3 holds the keys' payload digests, 32 bytes each in the order of $2 (`payloadDigests`). Its
- * insert and earlier-week lookup are those of `tally_ingest_new_batch_v2` (migration 016), with
- * `ON CONFLICT`: a change to how a key is claimed goes into both.
+ * insert and earlier-week lookup are those of `tally_ingest_new_batch_v2` (migrations 016, 017), with
+ * `ON CONFLICT`: a change to how a key is claimed goes into both (and into the first version,
+ * migration 015 as mended by 017, which a process of an older release may still call).
  */
 const CLAIM_KEYS = `WITH input AS (SELECT k, substring($3::bytea FROM (i::integer - 1) * 32 + 1 FOR 32) AS h
                    FROM unnest($2::text[]) WITH ORDINALITY AS c(k, i)),
@@ -74,11 +96,12 @@ export async function storeNewBatch(
   opts: { now: number; windowDays: number },
 ): Promise<boolean> {
   const { weeks, oldestWeek } = claimWindow(opts);
+  const sorted = inKeyOrder(keys);
   try {
     await client.query({
       name: 'tally-ingest-new-batch-v2',
       text: 'SELECT tally_ingest_new_batch_v2($1, $2, $3, $4, $5, $6, $7)',
-      values: [weeks, keys.map((k) => k.key), payloadDigests(keys), batchId, oldestWeek, outbox.events, outbox.count],
+      values: [weeks, sorted.map((k) => k.key), payloadDigests(sorted), batchId, oldestWeek, outbox.events, outbox.count],
     });
     return true;
   } catch (err) {
@@ -102,10 +125,11 @@ export async function beginAndClaimKeys(
   keys: readonly ClaimKey[],
   opts: { now: number; windowDays: number },
 ): Promise<Map<string, KeyClaim>> {
-  const { weeks, oldestWeek } = claimWindow(opts);
+  const { weeks, earlierWeeks } = claimWindow(opts);
+  const sorted = inKeyOrder(keys);
   await client.query('BEGIN');
   const { rows } = await client.query<{ event_key: string }>({
-    name: 'tally-claim-keys', text: CLAIM_KEYS, values: [weeks, keys.map((k) => k.key), payloadDigests(keys), batchId, oldestWeek, weeks[0]],
+    name: 'tally-claim-keys-v2', text: CLAIM_KEYS, values: [weeks, sorted.map((k) => k.key), payloadDigests(sorted), batchId, earlierWeeks],
   });
   const notNewKeys = new Set(rows.map((r) => r.event_key));
   const notNew = keys.filter((k) => notNewKeys.has(k.key));
@@ -118,8 +142,9 @@ export async function beginAndClaimKeys(
   ]);
   const stored = new Map(
     (await client.query<{ event_key: string; payload_hash: string }>(
-      "SELECT DISTINCT ON (event_key) event_key, encode(payload_hash, 'hex') AS payload_hash FROM event_keys WHERE claim_week >= $1 AND event_key = ANY($2)",
-      [oldestWeek, notNew.map((k) => k.key)],
+      `SELECT DISTINCT ON (event_key) event_key, encode(payload_hash, 'hex') AS payload_hash FROM event_keys
+       WHERE claim_week = ANY($1::date[]) AND event_key = ANY($2)`,
+      [[...earlierWeeks, ...weeks], notNew.map((k) => k.key)],
     )).rows.map((r) => [r.event_key, r.payload_hash]),
   );
   for (const k of notNew) result.set(k.key, stored.get(k.key) === k.hash ? 'duplicate' : 'conflict');

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createKeyLedgerActivities } from '../activities/key-ledger.js';
 import { ingestEvents, IngestUnavailableError, type CrashPoint } from '../api/ingest.js';
 import { eventRulesFromConfig } from '../api/event-rules.js';
-import { claimWeek } from '../api/key-ledger.js';
+import { beginAndClaimKeys, claimWeek, storeNewBatch } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
 import { canonicalPayload, validateEvent } from '../core/usage-event.js';
@@ -79,6 +79,51 @@ describe('the key ledger', () => {
     // Away from the edge a key sits in one week's partition only.
     const { rows } = await tally.db.query('SELECT claim_week FROM event_keys WHERE event_key = $1', [`${run}-late`]);
     expect(rows).toEqual([{ claim_week: '2026-06-01' }]);
+  });
+
+  it("looks a batch's keys up in a full earlier week by each key, not by reading the whole week", async () => {
+    // A week of 2027 no other test touches, two weeks before the claim, holding 200,000 keys.
+    const now = Date.parse('2027-09-15T10:00:00Z');
+    const earlier = addDays(claimWeek(now), -14);
+    const partition = `event_keys_${earlier.replace(/-/g, '')}`;
+    await tally.db.query(
+      `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
+       SELECT $1::date, $2 || '-old-' || g, sha256(convert_to(g::text, 'UTF8')), gen_random_uuid() FROM generate_series(1, 200000) AS g`,
+      [earlier, run],
+    );
+    await tally.db.query(`ANALYZE ${partition}`);
+    const window = { now, windowDays: tally.config.BACKDATING_WINDOW_DAYS };
+    const batch = (name: string, extra: string[] = []) => [...Array.from({ length: 500 }, (_, i) => `${run}-${name}-${i}`), ...extra]
+      .map((key) => ({ key, hash: createHash('sha256').update(key).digest('hex') }));
+    const client = await tally.db.connect();
+    try {
+      /** Pages of the week's index read and sequential scans of the week, flushed from this connection. */
+      const reads = async () => {
+        await client.query('SELECT pg_stat_force_next_flush()');
+        await client.query('SELECT pg_stat_clear_snapshot()');
+        const { rows } = await client.query<{ pages: string; seq: string }>(
+          `SELECT (SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_tables WHERE relname = $1) AS pages,
+                  (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = $1) AS seq`, [partition]);
+        return { pages: Number(rows[0]!.pages), seq: Number(rows[0]!.seq) };
+      };
+      const before = await reads();
+      // The one statement of a batch of new keys, rolled back: its outbox row is no batch a drainer could read.
+      await client.query('BEGIN');
+      expect(await storeNewBatch(client, randomUUID(), batch('new'), { events: Buffer.from('x'), count: 500 }, window)).toBe(true);
+      await client.query('ROLLBACK');
+      // Key by key, with a key of the earlier week among them: its stored hash is looked up too.
+      const claims = await beginAndClaimKeys(client, randomUUID(), batch('mixed', [`${run}-old-7`]), window);
+      await client.query('ROLLBACK');
+      expect(claims.get(`${run}-old-7`)).toBe('conflict');
+      expect(claims.get(`${run}-mixed-0`)).toBe('accepted');
+      const after = await reads();
+      // Read as a range of weeks, the week's 200,000 keys were read whole: about 1,500 index pages
+      // per lookup, or a sequential scan.
+      expect(after.seq - before.seq).toBe(0);
+      expect(after.pages - before.pages).toBeLessThan(100);
+    } finally {
+      client.release();
+    }
   });
 
   it('expires whole weeks once they are older than the backdating window', async () => {
