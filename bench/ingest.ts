@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { billingDayOf } from '../core/billing-day.js';
+import { addDays, billingDayOf } from '../core/billing-day.js';
 import { loadConfig } from '../core/config.js';
 import { startLocalStack } from '../devstack/index.js';
 import { freePort } from '../devstack/process.js';
@@ -50,6 +50,10 @@ const { values: args } = parseArgs({
     // Rounds of baseline-then-Tally, interleaved; the figures are the rounds' medians. One short
     // run of each moved by half between runs on this shared machine (docs/benchmarks.md).
     rounds: { type: 'string', default: '3' },
+    // Keys in each earlier week of the dedupe window before the rounds (0: the fresh cluster's
+    // empty ledger). A deployment that has run for the whole backdating window holds weeks of
+    // keys there, which every batch's lookup passes through (docs/ingest.md, the key ledger).
+    'earlier-week-keys': { type: 'string', default: '0' },
   },
 });
 const batchSize = Number(args.batch);
@@ -60,6 +64,8 @@ const rounds = Number(args.rounds);
 const emulatorCpu = Number(args['emulator-cpu']);
 if (args.keys !== 'run' && args.keys !== 'random') throw new Error(`--keys: "run" or "random", not "${args.keys}"`);
 const randomKeys = args.keys === 'random';
+const earlierWeekKeys = Number(args['earlier-week-keys']);
+if (!Number.isInteger(earlierWeekKeys) || earlierWeekKeys < 0) throw new Error(`--earlier-week-keys: a whole number, not "${args['earlier-week-keys']}"`);
 
 /** The middle value (the mean of the two middle ones for an even count). */
 function median(values: number[]): number {
@@ -116,8 +122,10 @@ function stealNote(steal: number | undefined): string {
   return steal === undefined ? '' : `, host steal ${(steal * 100).toFixed(1)} %`;
 }
 
-/** Latency at an even rate (bench/paced-load.ts): what "half load" means. */
-/** Given `components`, also the cores each used over the run (read from /proc around it). */
+/**
+ * Latency at an even rate (bench/paced-load.ts): what "half load" means. Given `components`, also
+ * the cores each used over the run (read from /proc around it).
+ */
 async function paced(url: string, label: string, rate: number, components?: Parameters<typeof cpuByComponent>[2]): Promise<Run> {
   const payloads = bodies(label, halfRequests + rate);
   const cpuBefore = components ? processTable() : undefined;
@@ -193,6 +201,32 @@ async function preallocateWal(db: pg.Client): Promise<number> {
 }
 
 /**
+ * Fills each earlier week of the dedupe window (the weeks a batch's lookup reads, before the
+ * current one) with `keysPerWeek` keys shaped like the benchmark's, as a deployment that has run for
+ * the whole window holds them; then analyzes them, as autovacuum would have. Answers the weeks.
+ */
+async function fillEarlierWeeks(db: pg.Client, keysPerWeek: number, windowDays: number): Promise<string[]> {
+  const today = billingDayOf(Date.now());
+  await db.query('SELECT tally_ensure_key_partitions($1::date, $2::date)', [addDays(today, -windowDays - 7), today]);
+  const { rows } = await db.query<{ week: string }>(
+    `SELECT to_char(w, 'YYYY-MM-DD') AS week FROM unnest(tally_claim_weeks(tally_claim_week($1::date), tally_claim_week($2::date))) AS w`,
+    [addDays(today, -windowDays - 1), today],
+  );
+  for (const { week } of rows) {
+    const started = performance.now();
+    await db.query(
+      `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
+       SELECT $1::date, $2 || '-' || (g / 500) || '-' || (g % 500), sha256(convert_to(g::text, 'UTF8')), gen_random_uuid()
+       FROM generate_series(0, $3::int - 1) AS g`,
+      [week, `earlier-${week}-${randomBytes(4).toString('hex')}`, keysPerWeek],
+    );
+    process.stderr.write(`  the week of ${week}: ${keysPerWeek.toLocaleString('en-US')} keys in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+  }
+  await db.query('VACUUM ANALYZE event_keys');
+  return rows.map((r) => r.week);
+}
+
+/**
  * How an idle core waits, where a virtual machine's cpuidle driver says: on this benchmark's
  * machine a core halts at once (`guest_halt_poll_ns` 0), and Tally's pipeline, whose processes wait
  * on each other many times per request, ran 9–50 % faster at full speed when a core polled for
@@ -254,6 +288,7 @@ try {
   await load(baselineUrl, 'warm-up baseline');
   await load(apiUrl, 'warm-up tally');
   await outboxDrained(db);
+  const earlierWeeks = earlierWeekKeys > 0 ? await fillEarlierWeeks(db, earlierWeekKeys, loadConfig(env).BACKDATING_WINDOW_DAYS) : [];
   const walSegments = await preallocateWal(db);
   process.stderr.write(`  ${walSegments} WAL segments written and kept for reuse\n`);
   const components = [
@@ -327,15 +362,18 @@ try {
   const ratios = results.map((r) => r.tally.eventsPerSecond / r.baseline.eventsPerSecond);
   const ratio = median(ratios);
   // Each variant has a section of its own: --no-drain, --keys random, or both.
-  const options = [...(args['no-drain'] ? ['--no-drain'] : []), ...(randomKeys ? ['--keys random'] : [])];
-  const sectionTitle = `Ingest${args['no-drain'] ? ' without the drain' : ''}${randomKeys ? ' with random keys' : ''}`;
+  const options = [
+    ...(args['no-drain'] ? ['--no-drain'] : []), ...(randomKeys ? ['--keys random'] : []),
+    ...(earlierWeekKeys > 0 ? [`--earlier-week-keys ${earlierWeekKeys}`] : []),
+  ];
+  const sectionTitle = `Ingest${args['no-drain'] ? ' without the drain' : ''}${randomKeys ? ' with random keys' : ''}${earlierWeekKeys > 0 ? ', the earlier weeks full' : ''}`;
   const row = (name: string, max: Run, halfRun: Run) =>
     `| ${name} | ${Math.round(max.eventsPerSecond).toLocaleString('en-US')} | ${max.requestsPerSecond.toFixed(1)} | ${halfRun.p50} | ${halfRun.p99} | ${max.errors + halfRun.errors} |`;
   const section = [
     `## ${sectionTitle} (\`npm run bench:ingest${options.length > 0 ? ` -- ${options.join(' ')}` : ''}\`)`,
     '',
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}${idleSetting()}.`,
-    `${randomKeys ? 'Each event\'s key a random UUID (the forward protocol\'s records keep keys of the default form). ' : ''}${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
+    `${randomKeys ? 'Each event\'s key a random UUID (the forward protocol\'s records keep keys of the default form). ' : ''}${earlierWeeks.length > 0 ? `The dedupe window's ${earlierWeeks.length} earlier weeks (${earlierWeeks[0]} to ${earlierWeeks.at(-1)}) each held ${earlierWeekKeys.toLocaleString('en-US')} keys before the rounds, which every batch's lookup passes through. ` : ''}${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
     `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
       // In a cgroup of its own the emulator leaves its autogroup, through which its niceness acted (devstack/bigquery-emulator.ts).
