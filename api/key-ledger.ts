@@ -14,7 +14,7 @@ export function claimWeek(instant: number): BillingDay {
 export type KeyClaim = 'accepted' | 'duplicate' | 'conflict';
 
 const UNIQUE_VIOLATION = '23505';
-/** Raised by `tally_ingest_new_batch_v2` when a key was claimed in an earlier week of the window (migrations 015, 016). */
+/** Raised by `tally_ingest_new_batch_v2` when a key was claimed in an earlier week of the window (migrations 015, 016, 017). */
 const EARLIER_WEEK_CLAIM = 'TK001';
 
 /**
