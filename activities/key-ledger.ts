@@ -19,6 +19,18 @@ export interface OutboxPruning {
 /** Rows changed per statement: short transactions, however large the backlog. */
 const PRUNE_CHUNK = 5_000;
 
+/**
+ * One chunk of the outbox's retention: drops the events of up to $3 batches written before $1 less
+ * $2 days. It finds them through the partial index of batches still holding events (migration
+ * 018): through the index of all written batches it walked past every batch already pruned, the
+ * 29 days of records kept, and Postgres read the whole table for each chunk instead.
+ */
+export const PRUNE_EVENTS = `UPDATE ingest_batches SET events = NULL, events_gzip = NULL, events_pruned_at = now()
+  WHERE batch_id IN (SELECT batch_id FROM ingest_batches
+                     WHERE written_at IS NOT NULL AND written_at < $1::timestamptz - make_interval(days => $2)
+                       AND (events IS NOT NULL OR events_gzip IS NOT NULL)
+                     LIMIT $3)`;
+
 export function createKeyLedgerActivities(deps: { db: pg.Pool; backdatingWindowDays: number; outboxRetentionDays: number }) {
   /** Runs a chunked statement until it changes nothing, heartbeating between chunks. */
   async function inChunks(sql: string, params: unknown[]): Promise<number> {
@@ -38,14 +50,7 @@ export function createKeyLedgerActivities(deps: { db: pg.Pool; backdatingWindowD
      * not yet written is never touched.
      */
     async pruneIngestOutbox(now: string = new Date().toISOString()): Promise<OutboxPruning> {
-      const eventsPruned = await inChunks(
-        `UPDATE ingest_batches SET events = NULL, events_gzip = NULL, events_pruned_at = now()
-         WHERE batch_id IN (SELECT batch_id FROM ingest_batches
-                            WHERE written_at IS NOT NULL AND written_at < $1::timestamptz - make_interval(days => $2)
-                              AND (events IS NOT NULL OR events_gzip IS NOT NULL)
-                            LIMIT $3)`,
-        [now, deps.outboxRetentionDays],
-      );
+      const eventsPruned = await inChunks(PRUNE_EVENTS, [now, deps.outboxRetentionDays]);
       const batchesDeleted = await inChunks(
         `DELETE FROM ingest_batches
          WHERE batch_id IN (SELECT batch_id FROM ingest_batches
