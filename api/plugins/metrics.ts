@@ -18,8 +18,10 @@ export interface ApiMetrics {
   ingestStoreSeconds: client.Histogram<'path'>;
 }
 
-/** An ingest call's time in Postgres, into `tally_ingest_store_duration_seconds` (HTTP and forward alike). */
-/** A batch stored, by HTTP or the forward listener: its time in Postgres and its accepted amounts. */
+/**
+ * A batch stored, by HTTP or the forward listener alike: its time in Postgres into
+ * `tally_ingest_store_duration_seconds`, its accepted amounts into `tally_ingest_amount_total`.
+ */
 export function observeIngestStore(
   metrics: Pick<ApiMetrics, 'ingestStoreSeconds' | 'ingestAmounts'>,
   timings: IngestTimings,
