@@ -155,7 +155,7 @@ export class ForwardDecoder {
     const tag = rawTag instanceof Uint8Array ? utf8Text(rawTag) : rawTag;
     if (typeof tag !== 'string') throw new ForwardProtocolError(`the tag must be a string, got ${describe(tag)}`);
     if (Array.isArray(second)) {
-      return { kind: 'events', encoding, mode: 'Forward', tag, entries: second.map(entry), option: option(value[2]) };
+      return { kind: 'events', encoding, mode: 'Forward', tag, entries: second.map((e) => entry(e, encoding)), option: option(value[2]) };
     }
     if (typeof second === 'string') throw new ForwardProtocolError('PackedForward exists only in msgpack');
     // msgpack's str and bin both arrive as bytes (above).
@@ -167,17 +167,18 @@ export class ForwardDecoder {
         if (opts.compressed !== 'gzip') throw new ForwardProtocolError(`compressed "${opts.compressed}" is not supported (only gzip)`);
         packed = gunzip(packed, this.limits.maxMessageBytes);
       }
-      const entries = [...decoder.decodeMulti(plain(packed))].map(entry);
+      const entries = [...decoder.decodeMulti(plain(packed))].map((e) => entry(e, encoding));
       return { kind: 'events', encoding, mode, tag, entries, option: opts };
     }
     if (value.length < 3 || value.length > 4) throw new ForwardProtocolError(`a Message-mode message has 3 or 4 elements, got ${value.length}`);
-    return { kind: 'events', encoding, mode: 'Message', tag, entries: [{ timeMs: timeMs(second), record: texts(value[2]) }], option: option(value[3]) };
+    return { kind: 'events', encoding, mode: 'Message', tag, entries: [entry([second, value[2]], encoding)], option: option(value[3]) };
   }
 }
 
-function entry(value: unknown): ForwardEntry {
+function entry(value: unknown, encoding: FrameEncoding): ForwardEntry {
   if (!Array.isArray(value) || value.length !== 2) throw new ForwardProtocolError(`an entry must be [time, record], got ${describe(value)}`);
-  return { timeMs: timeMs(value[0]), record: texts(value[1]) };
+  // A JSON record holds strings already (checked as UTF-8 with its message); msgpack's hold bytes.
+  return { timeMs: timeMs(value[0]), record: encoding === 'msgpack' ? texts(value[1]) : value[1] };
 }
 
 function timeMs(value: unknown): number | null {
@@ -232,13 +233,17 @@ function texts(value: unknown): unknown {
 /**
  * UTF-8 to a string, each byte of an ill-formed sequence as the lone surrogate U+DC00 + byte
  * (so distinct bytes stay distinct, and the result is well-formed only if the bytes were UTF-8).
- * Short strings, most of a record's, are decoded here; long ones by the platform once checked.
+ * Short strings, most of a record's, are decoded here; long ones by the platform's fatal decoder,
+ * which checks as it decodes.
  */
 export function utf8Text(bytes: Uint8Array, start = 0, length = bytes.length - start): string {
   const end = start + length;
   if (length > 64) {
-    const view = bytes.subarray(start, end);
-    if (isUtf8(view)) return utf8Decoder.decode(view);
+    try {
+      return utf8Decoder.decode(bytes.subarray(start, end));
+    } catch {
+      // Not UTF-8 (the decoder is fatal): escaped byte by byte below.
+    }
   }
   const units: number[] = [];
   let i = start;
