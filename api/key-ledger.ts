@@ -52,8 +52,8 @@ const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week = ANY($
  * Any batch: claims the keys that are free in every week of $1, and answers the ones claimed before.
  * $3 holds the keys' payload digests, 32 bytes each in the order of $2 (`payloadDigests`). Its
  * insert and earlier-week lookup are those of `tally_ingest_new_batch_v2` (migrations 016, 017), with
- * `ON CONFLICT`: a change to how a key is claimed goes into both (and into the first version,
- * migration 015 as mended by 017, which a process of an older release may still call).
+ * `ON CONFLICT`: a change to how a key is claimed goes into both (the first version, which a
+ * process of an older release may still call, calls the second since migration 017).
  */
 const CLAIM_KEYS = `WITH input AS (SELECT k, substring($3::bytea FROM (i::integer - 1) * 32 + 1 FOR 32) AS h
                    FROM unnest($2::text[]) WITH ORDINALITY AS c(k, i)),

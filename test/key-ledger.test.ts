@@ -126,6 +126,29 @@ describe('the key ledger', () => {
     }
   });
 
+  it("the first version of the one statement, an older release's call, claims as the second does", async () => {
+    const week = claimWeek(Date.parse('2027-10-06T10:00:00Z'));
+    const keys = [`${run}-v1-b`, `${run}-v1-a`];
+    const hashes = keys.map((k) => createHash('sha256').update(k).digest('hex'));
+    // Rolled back: its outbox row is no batch a drainer could read.
+    const client = await tally.db.connect();
+    const call = (batch: string) => client.query('SELECT tally_ingest_new_batch($1, $2, $3, $4, $5, $6, 2)', [[week], keys, hashes, batch, addDays(week, -35), Buffer.from('x')]);
+    try {
+      await client.query('BEGIN');
+      const batch = randomUUID();
+      await call(batch);
+      const { rows } = await client.query("SELECT event_key, encode(payload_hash, 'hex') AS hash FROM event_keys WHERE batch_id = $1 ORDER BY event_key", [batch]);
+      expect(rows).toEqual([{ event_key: keys[1], hash: hashes[1] }, { event_key: keys[0], hash: hashes[0] }]);
+      expect((await client.query('SELECT event_count FROM ingest_batches WHERE batch_id = $1', [batch])).rows).toEqual([{ event_count: 2 }]);
+      await client.query('SAVEPOINT again');
+      await expect(call(randomUUID())).rejects.toMatchObject({ code: '23505' });
+      await client.query('ROLLBACK TO SAVEPOINT again');
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
   it('expires whole weeks once they are older than the backdating window', async () => {
     const maintain = createKeyLedgerActivities({ db: tally.db, backdatingWindowDays: 35, outboxRetentionDays: 7 }).maintainKeyLedger;
     const week = (d: string) => tally.db.query("SELECT to_regclass('event_keys_' || $1) IS NOT NULL AS present", [d.replace(/-/g, '')]).then((r) => r.rows[0].present);

@@ -41,19 +41,12 @@ BEGIN
   INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES (batch, outbox_events, outbox_count);
 END $$;
 
--- The first version, mended the same way for a process of a release before migration 016 that
--- may still call it during an upgrade (dropping it would fail that process's requests instead).
+-- The first version, for a process of a release before migration 016 that may still call it
+-- during an upgrade (dropping it would fail that process's requests instead): now the second
+-- version with its hex hashes joined into digests, so the claim is written in one function.
 CREATE OR REPLACE FUNCTION tally_ingest_new_batch(
   weeks date[], keys text[], hashes text[], batch uuid, oldest_week date, outbox_events bytea, outbox_count integer
 ) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-  earlier date[] := tally_claim_weeks(oldest_week, weeks[1]);
-BEGIN
-  IF EXISTS (SELECT FROM event_keys WHERE claim_week = ANY(earlier) AND event_key = ANY(keys)) THEN
-    RAISE EXCEPTION 'a key of batch % was claimed in an earlier week', batch USING ERRCODE = 'TK001';
-  END IF;
-  INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
-    SELECT w, k, decode(h, 'hex'), batch FROM unnest(weeks) AS w, unnest(keys, hashes) AS c(k, h) ORDER BY k COLLATE "C", w;
-  INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES (batch, outbox_events, outbox_count);
-END $$;
+LANGUAGE sql AS $$
+  SELECT tally_ingest_new_batch_v2(weeks, keys, decode(array_to_string(hashes, ''), 'hex'), batch, oldest_week, outbox_events, outbox_count)
+$$;
