@@ -22,7 +22,7 @@ const EARLIER_WEEK_CLAIM = 'TK001';
  * the oldest week of the window, and the window's weeks before the claim's, which its lookups name
  * one by one (`claim_week = ANY(...)`, migration 017).
  */
-function claimWindow(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay; earlierWeeks: BillingDay[] } {
+export function claimWindow(opts: { now: number; windowDays: number }): { weeks: BillingDay[]; oldestWeek: BillingDay; earlierWeeks: BillingDay[] } {
   const weeks = [...new Set([claimWeek(opts.now - WEEK_EDGE_MS), claimWeek(opts.now), claimWeek(opts.now + WEEK_EDGE_MS)])];
   const oldestWeek = claimWeek(Date.parse(`${addDays(billingDayOf(opts.now), -opts.windowDays - 1)}T00:00:00Z`));
   const earlierWeeks: BillingDay[] = [];

@@ -9,13 +9,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { addDays, billingDayOf } from '../core/billing-day.js';
+import { billingDayOf } from '../core/billing-day.js';
 import { loadConfig } from '../core/config.js';
 import { startLocalStack } from '../devstack/index.js';
 import { freePort } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 import pg from 'pg';
 import { processTable } from '../devstack/process-table.js';
+import { claimWindow } from '../api/key-ledger.js';
 import { closedLoad } from './closed-load.js';
 import { cpuByComponent, stealOver } from './cpu-usage.js';
 import { forwardLoad } from './forward-load.js';
@@ -201,18 +202,15 @@ async function preallocateWal(db: pg.Client): Promise<number> {
 }
 
 /**
- * Fills each earlier week of the dedupe window (the weeks a batch's lookup reads, before the
- * current one) with `keysPerWeek` keys shaped like the benchmark's, as a deployment that has run for
- * the whole window holds them; then analyzes them, as autovacuum would have. Answers the weeks.
+ * Fills each earlier week of the dedupe window (`claimWindow`'s, the weeks a batch's lookup reads)
+ * with `keysPerWeek` keys shaped like the benchmark's, as a deployment that has run for the whole
+ * window holds them; then analyzes them, as autovacuum would have. Answers the weeks.
  */
 async function fillEarlierWeeks(db: pg.Client, keysPerWeek: number, windowDays: number): Promise<string[]> {
-  const today = billingDayOf(Date.now());
-  await db.query('SELECT tally_ensure_key_partitions($1::date, $2::date)', [addDays(today, -windowDays - 7), today]);
-  const { rows } = await db.query<{ week: string }>(
-    `SELECT to_char(w, 'YYYY-MM-DD') AS week FROM unnest(tally_claim_weeks(tally_claim_week($1::date), tally_claim_week($2::date))) AS w`,
-    [addDays(today, -windowDays - 1), today],
-  );
-  for (const { week } of rows) {
+  const { earlierWeeks } = claimWindow({ now: Date.now(), windowDays });
+  if (earlierWeeks.length === 0) return [];
+  await db.query('SELECT tally_ensure_key_partitions($1::date, $2::date)', [earlierWeeks[0], earlierWeeks.at(-1)]);
+  for (const week of earlierWeeks) {
     const started = performance.now();
     await db.query(
       `INSERT INTO event_keys (claim_week, event_key, payload_hash, batch_id)
@@ -223,7 +221,7 @@ async function fillEarlierWeeks(db: pg.Client, keysPerWeek: number, windowDays: 
     process.stderr.write(`  the week of ${week}: ${keysPerWeek.toLocaleString('en-US')} keys in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
   }
   await db.query('VACUUM ANALYZE event_keys');
-  return rows.map((r) => r.week);
+  return earlierWeeks;
 }
 
 /**
