@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import v8 from 'node:v8';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { runApiPrimary } from './cluster.js';
@@ -6,6 +7,8 @@ import { startApiService } from './service.js';
 
 const config = loadConfig();
 const logger = createLogger(config.LOG_LEVEL, 'tally-api');
+// Before the process allocates for requests; V8 reads it at each full collection (docs/ingest.md).
+if (config.API_HEAP_GROWING_PERCENT > 0) v8.setFlagsFromString(`--heap-growing-percent=${config.API_HEAP_GROWING_PERCENT}`);
 if (config.API_PROCESSES > 1 && cluster.isPrimary) {
   runApiPrimary(config.API_PROCESSES, logger);
 } else {

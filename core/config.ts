@@ -36,6 +36,14 @@ export const ConfigSchema = Type.Object({
   API_PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
   /** API processes sharing the HTTP and forward ports (node:cluster); set it to the cores the API may use. */
   API_PROCESSES: Type.Integer({ default: 1, minimum: 1, maximum: 64 }),
+  /**
+   * How far each API process lets its old generation grow past what the last full collection kept,
+   * in per cent (V8's `--heap-growing-percent`; 0: V8 chooses). V8 otherwise chooses anew after each
+   * collection from the recent allocation rate, which after an idle spell is near zero: the next
+   * burst then runs with a heap barely larger than its live data and a full collection every
+   * second or so until the rate is measured again (docs/ingest.md, "API processes").
+   */
+  API_HEAP_GROWING_PERCENT: Type.Integer({ default: 300, minimum: 0, maximum: 1000 }),
   /** The Fluentd forward protocol listener for the original Go client (and any Fluentd sender). */
   FORWARD_ENABLED: Type.Boolean({ default: true }),
   FORWARD_HOST: Type.String({ default: '127.0.0.1' }),
