@@ -375,7 +375,7 @@ try {
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
     `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), each letting its old generation grow ${loadConfig(env).API_HEAP_GROWING_PERCENT} % past its live data (API_HEAP_GROWING_PERCENT)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
       // In a cgroup of its own the emulator leaves its autogroup, through which its niceness acted (devstack/bigquery-emulator.ts).
-      ? `the BigQuery emulator in a cgroup of its own at the lowest CPU weight (in place of niceness ${args['emulator-niceness']})`
+      ? `the BigQuery emulator in a cgroup of its own at the lowest CPU weight${emulatorGroup.idle ? ' and of the idle class (cpu.idle: it gives way at once to any task that wakes)' : ''} (in place of niceness ${args['emulator-niceness']})`
       : `the BigQuery emulator at niceness ${args['emulator-niceness']}`}${tallyHalfUncapped ? `; while Tally's half load is measured the emulator is also held to ${emulatorCpu} core (a cgroup: it stands in for a BigQuery on other machines), and each round measures that half load without the cap too` : ''}.`,
     '',
     '| endpoint | events/s accepted | requests/s | p50 ms at half load | p99 ms at half load | errors |',
