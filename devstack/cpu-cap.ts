@@ -31,9 +31,8 @@ export function cpuControllerRoot(): { root: string; version: 1 | 2 } | undefine
 /**
  * Moves `pid` (all its threads, and the processes and threads it starts later) into a new cgroup
  * named `name`, with the lowest CPU weight and, where the kernel has it, of the idle class,
- * uncapped until `limit` is called. Where no cgroup can
- * be made (not Linux, no cpu controller, no permission) it answers why not, and nothing is
- * changed. Linux's cgroup v1 (`/sys/fs/cgroup/cpu`) and v2 are both handled.
+ * uncapped until `limit` is called. Where no cgroup can be made (not Linux, no cpu controller, no
+ * permission) it answers why not, and nothing is changed. Linux's cgroup v1 (`/sys/fs/cgroup/cpu`) and v2 are both handled.
  */
 export function cpuGroup(pid: number, name: string): CpuGroup | { unavailable: string } {
   const found = cpuControllerRoot();
@@ -63,7 +62,14 @@ export function cpuGroup(pid: number, name: string): CpuGroup | { unavailable: s
     // At the lowest weight alone, traces on the benchmark's machine (Linux 6.18, a 4 ms tick) saw
     // the emulator run in slices of 4-9 ms while woken API and Postgres tasks waited for a core,
     // and take 0.75 of the two cores over an uncapped half load (docs/benchmarks.md).
-    if (fs.existsSync(path.join(dir, 'cpu.idle'))) write('cpu.idle', '1');
+    // Not essential: where it cannot be set, the weight and the cap still hold.
+    if (fs.existsSync(path.join(dir, 'cpu.idle'))) {
+      try {
+        write('cpu.idle', '1');
+      } catch {
+        // an older or restricted cpu controller: `idle` below says false
+      }
+    }
     write('cgroup.procs', String(pid));
   } catch (err) {
     release();
