@@ -52,6 +52,7 @@ export function cpuGroup(pid: number, name: string): CpuGroup | { unavailable: s
     }
   };
   const write = (file: string, value: string) => fs.writeFileSync(path.join(dir, file), value);
+  let idle = false;
   try {
     if (v1) {
       write('cpu.cfs_period_us', String(PERIOD_US));
@@ -61,14 +62,14 @@ export function cpuGroup(pid: number, name: string): CpuGroup | { unavailable: s
     }
     // At the lowest weight alone, traces on the benchmark's machine (Linux 6.18, a 4 ms tick) saw
     // the emulator run in slices of 4-9 ms while woken API and Postgres tasks waited for a core,
-    // and take 0.75 of the two cores over an uncapped half load (docs/benchmarks.md).
-    // Not essential: where it cannot be set, the weight and the cap still hold.
-    if (fs.existsSync(path.join(dir, 'cpu.idle'))) {
-      try {
-        write('cpu.idle', '1');
-      } catch {
-        // an older or restricted cpu controller: `idle` below says false
-      }
+    // and take 0.75 of the two cores over an uncapped half load (docs/benchmarks.md). Not
+    // essential: a kernel without `cpu.idle` (before 5.15) refuses the write, and the weight and
+    // the cap still hold.
+    try {
+      write('cpu.idle', '1');
+      idle = true;
+    } catch {
+      // no idle class here
     }
     write('cgroup.procs', String(pid));
   } catch (err) {
@@ -77,7 +78,7 @@ export function cpuGroup(pid: number, name: string): CpuGroup | { unavailable: s
   }
   return {
     dir,
-    idle: fs.existsSync(path.join(dir, 'cpu.idle')) && fs.readFileSync(path.join(dir, 'cpu.idle'), 'utf8').trim() === '1',
+    idle,
     description: `cgroup ${v1 ? 'v1' : 'v2'} ${dir}`,
     limit(cores) {
       const quota = cores === null ? null : Math.max(1000, Math.round(cores * PERIOD_US));
