@@ -263,6 +263,8 @@ try {
   const forwardPort = await freePort();
   const adminToken = `bench-${randomBytes(12).toString('hex')}`;
   const env = { ...stack.env, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
+  /** What Tally's processes read from that environment (the settings the benchmark reports). */
+  const tallyConfig = loadConfig(env);
   const baselinePort = await freePort();
   const apiPort = await freePort();
   const baselineServer = startChild('baseline', 'bench/baseline-server.ts', { ...env, API_PORT: String(baselinePort) }, path.join(dataDir, 'logs'));
@@ -286,7 +288,7 @@ try {
   await load(baselineUrl, 'warm-up baseline');
   await load(apiUrl, 'warm-up tally');
   await outboxDrained(db);
-  const earlierWeeks = earlierWeekKeys > 0 ? await fillEarlierWeeks(db, earlierWeekKeys, loadConfig(env).BACKDATING_WINDOW_DAYS) : [];
+  const earlierWeeks = earlierWeekKeys > 0 ? await fillEarlierWeeks(db, earlierWeekKeys, tallyConfig.BACKDATING_WINDOW_DAYS) : [];
   const walSegments = await preallocateWal(db);
   process.stderr.write(`  ${walSegments} WAL segments written and kept for reuse\n`);
   const components = [
@@ -373,7 +375,7 @@ try {
     `Run ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}${idleSetting()}.`,
     `${randomKeys ? 'Each event\'s key a random UUID (the forward protocol\'s records keep keys of the default form). ' : ''}${earlierWeeks.length > 0 ? `The dedupe window's ${earlierWeeks.length} earlier weeks (${earlierWeeks[0]} to ${earlierWeeks.at(-1)}) each held ${earlierWeekKeys.toLocaleString('en-US')} keys before the rounds, which every batch's lookup passes through. ` : ''}${requests} requests of ${batchSize} events (2 amount types each) at full speed, ${connections} connections, loopback; latency over ${halfRequests} requests at half of each one's maximum rate.`,
     `${rounds} round(s), each the baseline and then Tally at full speed, then each at half its own maximum; the table gives the median of the rounds (the forward protocol: one run).`,
-    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), each letting its old generation grow ${loadConfig(env).API_HEAP_GROWING_PERCENT} % past its live data (API_HEAP_GROWING_PERCENT)${args['no-drain'] ? '' : `, the worker at niceness ${loadConfig(env).WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
+    `Tally's API in ${args['api-processes']} process(es) (API_PROCESSES), each letting its old generation grow ${tallyConfig.API_HEAP_GROWING_PERCENT} % past its live data (API_HEAP_GROWING_PERCENT)${args['no-drain'] ? '' : `, the worker at niceness ${tallyConfig.WORKER_NICENESS} (WORKER_NICENESS)`}, ${emulatorGroup
       // In a cgroup of its own the emulator leaves its autogroup, through which its niceness acted (devstack/bigquery-emulator.ts).
       ? `the BigQuery emulator in a cgroup of its own at the lowest CPU weight${emulatorGroup.idle ? ' and of the idle class (cpu.idle: it gives way at once to any task that wakes)' : ''} (in place of niceness ${args['emulator-niceness']})`
       : `the BigQuery emulator at niceness ${args['emulator-niceness']}`}${tallyHalfUncapped ? `; while Tally's half load is measured the emulator is also held to ${emulatorCpu} core (a cgroup: it stands in for a BigQuery on other machines), and each round measures that half load without the cap too` : ''}.`,
