@@ -219,7 +219,7 @@ describe('the outbox retention with a month of records', () => {
     const client = await tally.db.connect();
     try {
       await client.query('BEGIN');
-      // 50,000 batches written 16-30 days ago, their events pruned, as a month of operation leaves them.
+      // 50,000 batches written 21-30 days ago (one every 15 s), their events pruned, as a month of operation leaves them.
       await client.query(
         `INSERT INTO ingest_batches (batch_id, event_count, received_at, written_at, events_pruned_at)
          SELECT gen_random_uuid(), 500, t, t, now() FROM (SELECT now() - interval '30 days' + g * interval '15 seconds' AS t FROM generate_series(1, 50000) AS g) s`,
