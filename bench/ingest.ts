@@ -21,6 +21,7 @@ import { closedLoad } from './closed-load.js';
 import { cpuByComponent, stealOver } from './cpu-usage.js';
 import { forwardLoad } from './forward-load.js';
 import { pacedLoad } from './paced-load.js';
+import { requestTailOver, timeWalFlushes, type RequestTail } from './request-tail.js';
 import { writeBenchmarkSection } from './results.js';
 
 const { values: args } = parseArgs({
@@ -81,6 +82,10 @@ interface Run {
   cores?: Map<string, number>;
   /** Share of the cores' time the host stole over the run (/proc/stat), where it says. */
   steal?: number;
+  /** Tally's half loads: where the slow requests' time went (bench/request-tail.ts). */
+  tail?: RequestTail;
+  /** Counted requests that took more than 50 ms at the load generator (half loads). */
+  over50?: number;
 }
 
 /** Request bodies with keys unique to this call, built before a run so that their making is not counted in it. */
@@ -127,8 +132,9 @@ function stealNote(steal: number | undefined): string {
  * Latency at an even rate (bench/paced-load.ts): what "half load" means. Given `components`, also
  * the cores each used over the run (read from /proc around it).
  */
-async function paced(url: string, label: string, rate: number, components?: Parameters<typeof cpuByComponent>[2]): Promise<Run> {
+async function paced(url: string, label: string, rate: number, components?: Parameters<typeof cpuByComponent>[2], db?: pg.Client): Promise<Run> {
   const payloads = bodies(label, halfRequests + rate);
+  const tailOver = db && await requestTailOver(url, db);
   const cpuBefore = components ? processTable() : undefined;
   const started = performance.now();
   const steal = stealOver();
@@ -140,14 +146,18 @@ async function paced(url: string, label: string, rate: number, components?: Para
   const wall = (performance.now() - started) / 1000;
   const stolen = steal(wall);
   const cores = cpuBefore && new Map(cpuByComponent(cpuBefore, processTable(), components!).map((c) => [c.name, c.seconds / wall]));
+  const tail = await tailOver?.(wall);
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
   if (process.env.BENCH_TRACE) {
     fs.mkdirSync(process.env.BENCH_TRACE, { recursive: true });
     const file = path.join(process.env.BENCH_TRACE, `${label.replace(/\W+/g, '-')}.json`);
     fs.writeFileSync(file, JSON.stringify({ countedFrom: run.countedFrom.getTime(), rate, timeline: run.timeline }));
   }
-  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms${stealNote(stolen)}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
-  return { requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores, steal: stolen };
+  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms, ${run.timeline.filter((r) => r.ms > 50).length} over 50 ms${stealNote(stolen)}${tail ? `; in the API over 50 ms ${tail.apiOver50}, Postgres's step over 25 ms ${tail.storeOver25}, over 50 ms ${tail.storeOver50}; WAL ${tail.walMBPerSecond.toFixed(1)} MB/s, ${tail.walSyncsPerSecond.toFixed(0)} flushes/s of ${tail.walSyncMeanMs.toFixed(2)} ms` : ''}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
+  return {
+    requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores, steal: stolen,
+    over50: run.timeline.filter((r) => r.ms > 50).length, tail,
+  };
 }
 
 function startChild(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
@@ -260,6 +270,7 @@ if (emulatorCpu > 0 && !emulatorGroup) {
 const db = new pg.Client({ connectionString: stack.env.DATABASE_URL });
 try {
   await db.connect();
+  await timeWalFlushes(db);
   const forwardPort = await freePort();
   const adminToken = `bench-${randomBytes(12).toString('hex')}`;
   const env = { ...stack.env, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', WORKER_METRICS_PORT: String(await freePort()), FORWARD_PORT: String(forwardPort) };
@@ -323,7 +334,7 @@ try {
     const half = new Map<boolean, { run: Run; drainLag: number }>();
     for (const capped of emulatorGroup ? (round % 2 === 1 ? [true, false] : [false, true]) : [false]) {
       if (capped) emulatorGroup!.limit(emulatorCpu);
-      const run = await paced(apiUrl, `round ${round}: tally half load${capped ? `, emulator capped at ${emulatorCpu} core` : emulatorGroup ? ', emulator uncapped' : ''}`, halfRate, components);
+      const run = await paced(apiUrl, `round ${round}: tally half load${capped ? `, emulator capped at ${emulatorCpu} core` : emulatorGroup ? ', emulator uncapped' : ''}`, halfRate, components, db);
       process.stderr.write(`    cores: ${[...run.cores!].map(([name, c]) => `${name} ${c.toFixed(2)}`).join(', ')}\n`);
       emulatorGroup?.limit(null);
       half.set(capped, { run, drainLag: await outboxDrained(db) });
@@ -396,6 +407,16 @@ try {
     '',
     'Steal: the share of the cores\' time (the run\'s wall time × cores) in which a virtual core had work but the host ran something else (/proc/stat); on a shared virtual machine it moves the figures (docs/benchmarks.md).',
     '',
+    ...(results.some((r) => r.tallyHalf.tail) ? [
+      'Where the time of Tally\'s half loads went (bench/request-tail.ts): requests over 50 ms at the load generator; those the API itself took over 50 ms on (from taking the request to sending the answer); those whose Postgres step (the statement and its commit, a WAL flush) took over 25 and over 50 ms; and the WAL written and flushed (pg_stat_wal, `track_wal_io_timing` on), over each run with its uncounted first second.',
+      '',
+      '| round | half load | p99 ms | over 50 ms | in the API over 50 ms | Postgres step over 25 ms | over 50 ms | WAL MB/s | WAL flushes/s | mean flush ms |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...results.flatMap((r, i) => [[r.tallyHalf, tallyHalfUncapped ? 'emulator capped' : 'emulator not capped'] as const, ...(r.tallyHalfUncapped ? [[r.tallyHalfUncapped, 'emulator not capped'] as const] : [])]
+        .filter(([run]) => run.tail)
+        .map(([run, name]) => `| ${i + 1} | ${name} | ${run.p99} | ${run.over50} | ${run.tail!.apiOver50} | ${run.tail!.storeOver25} | ${run.tail!.storeOver50} | ${run.tail!.walMBPerSecond.toFixed(1)} | ${Math.round(run.tail!.walSyncsPerSecond)} | ${run.tail!.walSyncMeanMs.toFixed(2)} |`)),
+      '',
+    ] : []),
     ...(tallyHalfUncapped ? [
       `Cores used during Tally's half-load runs (medians of the rounds), the emulator capped: ${halfCores(results.map((r) => r.tallyHalf))}; not capped: ${halfCores(uncappedRuns)}.`,
       `After a capped half load the outbox was empty again ${median(results.map((r) => r.cappedDrainLag ?? 0)).toFixed(1)} s (median) after the last answer, the cap lifted (the emulator spends about 35 µs of CPU per row, docs/benchmarks.md).`,
