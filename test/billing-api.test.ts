@@ -173,7 +173,10 @@ describe('lineage: the raw events behind a daily line', () => {
 
 describe('live usage', () => {
   it('counts what ingest accepted today within seconds, duplicates once', async () => {
-    const events = [event('live-1', today, 0, { 'container-seconds': 120, samples: 5 }), event('live-2', today, 0, { 'container-seconds': 30 })];
+    // At the day's first instant: today's 00:30 is still in the future in the day's first half hour.
+    const startOfToday = `${today}T00:00:00.000Z`;
+    const events = [event('live-1', today, 0, { 'container-seconds': 120, samples: 5 }), event('live-2', today, 0, { 'container-seconds': 30 })]
+      .map((e) => ({ ...e, timestamp: startOfToday }));
     await ingest(events);
     const resent = await tally.app.inject({ method: 'POST', url: '/v1/events', headers: tally.auth, payload: { events } });
     expect(resent.json().results.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'duplicate']);

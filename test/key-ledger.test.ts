@@ -345,7 +345,7 @@ describe('a crash at each step of the ingest transaction', () => {
 
 describe('claims of keys already taken this week', () => {
   const today = billingDayOf(Date.now());
-  const event = (key: string, samples: number) => eventAt(`taken-${key}`, `${today}T01:00:00Z`, samples);
+  const event = (key: string, samples: number) => eventAt(`taken-${key}`, `${today}T00:00:00Z`, samples); // the day's first instant: never in the future
   const ledger = async (prefix: string) =>
     (await tally.db.query<{ event_key: string; batch_id: string }>(
       'SELECT event_key, batch_id FROM event_keys WHERE event_key LIKE $1 ORDER BY event_key', [`${run}-taken-${prefix}%`],
