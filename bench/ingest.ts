@@ -147,16 +147,17 @@ async function paced(url: string, label: string, rate: number, components?: Para
   const stolen = steal(wall);
   const cores = cpuBefore && new Map(cpuByComponent(cpuBefore, processTable(), components!).map((c) => [c.name, c.seconds / wall]));
   const tail = await tailOver?.(wall);
+  const over50 = run.timeline.filter((r) => r.ms > 50).length;
   // BENCH_TRACE=dir: every counted request's planned time and latency, to lay beside other traces.
   if (process.env.BENCH_TRACE) {
     fs.mkdirSync(process.env.BENCH_TRACE, { recursive: true });
     const file = path.join(process.env.BENCH_TRACE, `${label.replace(/\W+/g, '-')}.json`);
     fs.writeFileSync(file, JSON.stringify({ countedFrom: run.countedFrom.getTime(), rate, timeline: run.timeline }));
   }
-  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms, ${run.timeline.filter((r) => r.ms > 50).length} over 50 ms${stealNote(stolen)}${tail ? `; in the API over 50 ms ${tail.apiOver50}, Postgres's step over 25 ms ${tail.storeOver25}, over 50 ms ${tail.storeOver50}; WAL ${tail.walMBPerSecond.toFixed(1)} MB/s, ${tail.walSyncsPerSecond.toFixed(0)} flushes/s of ${tail.walSyncMeanMs.toFixed(2)} ms` : ''}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
+  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms, ${over50} over 50 ms${stealNote(stolen)}${tail ? `; in the API over 50 ms ${tail.apiOver50}, Postgres's step over 25 ms ${tail.storeOver25}, over 50 ms ${tail.storeOver50}; WAL ${tail.walMBPerSecond.toFixed(1)} MB/s, ${tail.walSyncsPerSecond.toFixed(0)} flushes/s of ${tail.walSyncMeanMs.toFixed(2)} ms` : ''}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
   return {
     requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores, steal: stolen,
-    over50: run.timeline.filter((r) => r.ms > 50).length, tail,
+    over50, tail,
   };
 }
 
@@ -412,7 +413,7 @@ try {
       '',
       '| round | half load | p99 ms | over 50 ms | in the API over 50 ms | Postgres step over 25 ms | over 50 ms | WAL MB/s | WAL flushes/s | mean flush ms |',
       '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...results.flatMap((r, i) => [[r.tallyHalf, tallyHalfUncapped ? 'emulator capped' : 'emulator not capped'] as const, ...(r.tallyHalfUncapped ? [[r.tallyHalfUncapped, 'emulator not capped'] as const] : [])]
+      ...results.flatMap((r, i) => [[r.tallyHalf, r.tallyHalfUncapped ? 'emulator capped' : 'emulator not capped'] as const, ...(r.tallyHalfUncapped ? [[r.tallyHalfUncapped, 'emulator not capped'] as const] : [])]
         .filter(([run]) => run.tail)
         .map(([run, name]) => `| ${i + 1} | ${name} | ${run.p99} | ${run.over50} | ${run.tail!.apiOver50} | ${run.tail!.storeOver25} | ${run.tail!.storeOver50} | ${run.tail!.walMBPerSecond.toFixed(1)} | ${Math.round(run.tail!.walSyncsPerSecond)} | ${run.tail!.walSyncMeanMs.toFixed(2)} |`)),
       '',
