@@ -154,7 +154,7 @@ async function paced(url: string, label: string, rate: number, components?: Para
     const file = path.join(process.env.BENCH_TRACE, `${label.replace(/\W+/g, '-')}.json`);
     fs.writeFileSync(file, JSON.stringify({ countedFrom: run.countedFrom.getTime(), rate, timeline: run.timeline }));
   }
-  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms, ${over50} over 50 ms${stealNote(stolen)}${tail ? `; in the API over 50 ms ${tail.apiOver50}, Postgres's step over 25 ms ${tail.storeOver25}, over 50 ms ${tail.storeOver50}; WAL ${tail.walMBPerSecond.toFixed(1)} MB/s, ${tail.walSyncsPerSecond.toFixed(0)} flushes/s of ${tail.walSyncMeanMs.toFixed(2)} ms` : ''}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
+  process.stderr.write(`  ${label} at ${rate} req/s, evenly spaced, counted from ${run.countedFrom.toISOString()}: ${run.ok}/${halfRequests} ok in ${run.seconds.toFixed(1)} s, p50 ${run.p50} ms, p99 ${run.p99} ms, max ${run.max} ms, ${over50} over 50 ms${stealNote(stolen)}${tail ? `; in the API over 50 ms ${tail.apiOver50}, Postgres's step over 25 ms ${tail.storeOver25}, over 50 ms ${tail.storeOver50}; WAL ${tail.walMBPerSecond.toFixed(1)} MB/s, ${tail.walSyncsPerSecond.toFixed(0)} flushes/s of ${tail.walSyncMeanMs.toFixed(2)} ms; event-loop delay p99 ${tail.loopDelayP99Ms.toFixed(0)} ms, max ${tail.loopDelayMaxMs.toFixed(0)} ms` : ''}; slowest at ${run.slowest.map((r) => `${(r.at / 1000).toFixed(1)} s (${r.ms} ms)`).join(', ')}\n`);
   return {
     requestsPerSecond: run.ok / run.seconds, eventsPerSecond: (run.ok * batchSize) / run.seconds, p50: run.p50, p99: run.p99, errors: run.errors, cores, steal: stolen,
     over50, tail,
@@ -409,13 +409,13 @@ try {
     'Steal: the share of the cores\' time (the run\'s wall time × cores) in which a virtual core had work but the host ran something else (/proc/stat); on a shared virtual machine it moves the figures (docs/benchmarks.md).',
     '',
     ...(results.some((r) => r.tallyHalf.tail) ? [
-      'Where the time of Tally\'s half loads went (bench/request-tail.ts): requests over 50 ms at the load generator; those the API itself took over 50 ms on (from taking the request to sending the answer); those whose Postgres step (the statement and its commit, a WAL flush) took over 25 and over 50 ms; and the WAL written and flushed (pg_stat_wal, `track_wal_io_timing` on), over each run with its uncounted first second.',
+      'Where the time of Tally\'s half loads went (bench/request-tail.ts): requests over 50 ms at the load generator; those the API itself took over 50 ms on (from taking the request to sending the answer); those whose Postgres step (the statement and its commit, a WAL flush) took over 25 and over 50 ms; and the WAL written and flushed (pg_stat_wal, `track_wal_io_timing` on), over each run with its uncounted first second; and the API processes\' event-loop delay over the run (how long an arrived request could wait for its process to begin it: the mean of the processes\' 99th percentiles, and the maximum).',
       '',
-      '| round | half load | p99 ms | over 50 ms | in the API over 50 ms | Postgres step over 25 ms | over 50 ms | WAL MB/s | WAL flushes/s | mean flush ms |',
-      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| round | half load | p99 ms | over 50 ms | in the API over 50 ms | Postgres step over 25 ms | over 50 ms | WAL MB/s | WAL flushes/s | mean flush ms | event-loop delay p99 ms | max ms |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...results.flatMap((r, i) => [[r.tallyHalf, r.tallyHalfUncapped ? 'emulator capped' : 'emulator not capped'] as const, ...(r.tallyHalfUncapped ? [[r.tallyHalfUncapped, 'emulator not capped'] as const] : [])]
         .filter(([run]) => run.tail)
-        .map(([run, name]) => `| ${i + 1} | ${name} | ${run.p99} | ${run.over50} | ${run.tail!.apiOver50} | ${run.tail!.storeOver25} | ${run.tail!.storeOver50} | ${run.tail!.walMBPerSecond.toFixed(1)} | ${Math.round(run.tail!.walSyncsPerSecond)} | ${run.tail!.walSyncMeanMs.toFixed(2)} |`)),
+        .map(([run, name]) => `| ${i + 1} | ${name} | ${run.p99} | ${run.over50} | ${run.tail!.apiOver50} | ${run.tail!.storeOver25} | ${run.tail!.storeOver50} | ${run.tail!.walMBPerSecond.toFixed(1)} | ${Math.round(run.tail!.walSyncsPerSecond)} | ${run.tail!.walSyncMeanMs.toFixed(2)} | ${run.tail!.loopDelayP99Ms.toFixed(0)} | ${run.tail!.loopDelayMaxMs.toFixed(0)} |`)),
       '',
     ] : []),
     ...(tallyHalfUncapped ? [

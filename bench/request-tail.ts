@@ -16,6 +16,9 @@ interface TailCounters {
   walSyncs: number;
   walSyncMs: number;
   walBytes: number;
+  /** The API processes' event-loop delay since the previous scrape, in ms. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
 }
 
 export interface RequestTail {
@@ -28,6 +31,19 @@ export interface RequestTail {
   walSyncsPerSecond: number;
   walSyncMeanMs: number;
   walMBPerSecond: number;
+  /**
+   * The API processes' event-loop delay over the run, in ms: its 99th percentile (the mean of the
+   * processes') and its maximum. How long a request that arrived could wait for its process to
+   * begin it. Each scrape of /metrics restarts these (prom-client), so the one before the run does.
+   */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+}
+
+/** A gauge's value, or NaN when the metrics lack it. */
+function gauge(metrics: string, name: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? NaN : Number(line.slice(name.length + 1));
 }
 
 /** Samples of one histogram's cumulative buckets whose labels match, summed by bucket bound. */
@@ -57,6 +73,8 @@ async function counters(apiUrl: string, db: pg.Client): Promise<TailCounters> {
     walSyncs: Number(rows[0]!.syncs),
     walSyncMs: Number(rows[0]!.sync_ms),
     walBytes: Number(rows[0]!.bytes),
+    loopDelayP99Ms: gauge(metrics, 'tally_api_nodejs_eventloop_lag_p99_seconds') * 1000,
+    loopDelayMaxMs: gauge(metrics, 'tally_api_nodejs_eventloop_lag_max_seconds') * 1000,
   };
 }
 
@@ -87,6 +105,8 @@ export async function requestTailOver(apiUrl: string, db: pg.Client): Promise<(s
       walSyncsPerSecond: syncs / seconds,
       walSyncMeanMs: syncs > 0 ? (after.walSyncMs - before.walSyncMs) / syncs : 0,
       walMBPerSecond: (after.walBytes - before.walBytes) / 1e6 / seconds,
+      loopDelayP99Ms: after.loopDelayP99Ms,
+      loopDelayMaxMs: after.loopDelayMaxMs,
     };
   };
 }
