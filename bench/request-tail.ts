@@ -1,9 +1,9 @@
 // Where the slow requests of a half-load run spent their time, as far as the stack itself tells:
-// the API's histograms (the whole request, and Postgres's step of it: the statement and its
-// commit; the processes' event-loop delay) and Postgres's WAL statistics (how many flushes, how
-// long they took). Read before and
-// after a run; the differences are the run's. The ingest benchmark prints them per round, so that a
-// round whose p99 missed can be told apart: slow inside the API's own work, or waiting on the disk.
+// the API's metrics (the whole request; Postgres's step of it, the statement and its commit; the
+// processes' event-loop delay) and Postgres's WAL statistics (how many flushes, how long they
+// took). Read before and after a run; the differences are the run's. The ingest benchmark prints
+// them per round, so that a round whose p99 missed can be told apart: slow inside the API's own
+// work, waiting for its process to begin it, or waiting on Postgres and the disk.
 import type pg from 'pg';
 
 /** Cumulative counters at one moment. */
