@@ -42,15 +42,15 @@ export interface RequestTail {
 }
 
 /** A gauge's value, or NaN when the metrics lack it. */
-function gauge(metrics: string, name: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+function gauge(lines: readonly string[], name: string): number {
+  const line = lines.find((l) => l.startsWith(`${name} `));
   return line === undefined ? NaN : Number(line.slice(name.length + 1));
 }
 
 /** Samples of one histogram's cumulative buckets whose labels match, summed by bucket bound. */
-function buckets(metrics: string, name: string, labels: string[]): Map<string, number> {
+function buckets(lines: readonly string[], name: string, labels: string[]): Map<string, number> {
   const sums = new Map<string, number>();
-  for (const line of metrics.split('\n')) {
+  for (const line of lines) {
     if (!line.startsWith(`${name}_bucket{`) || !labels.every((l) => line.includes(l))) continue;
     const le = /le="([^"]+)"/.exec(line)?.[1];
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -60,7 +60,7 @@ function buckets(metrics: string, name: string, labels: string[]): Map<string, n
 }
 
 async function counters(apiUrl: string, db: pg.Client): Promise<TailCounters> {
-  const metrics = await (await fetch(`${apiUrl}/metrics`)).text();
+  const metrics = (await (await fetch(`${apiUrl}/metrics`)).text()).split('\n');
   const requests = buckets(metrics, 'tally_api_request_duration_seconds', ['method="POST"', 'route="/v1/events"', 'status="200"']);
   const stores = buckets(metrics, 'tally_ingest_store_duration_seconds', []);
   const { rows } = await db.query<{ syncs: string; sync_ms: number; bytes: string }>(
