@@ -275,7 +275,7 @@ describe('bad input and outages', () => {
     const rejected = logLines.filter((l) => l.msg === 'forward record rejected' && String(l.uniqueKey ?? '').startsWith(key)).map((l) => [l.field, l.reason]);
     expect(rejected).toEqual([
       ['amount_type', 'required'],
-      ['amount_value', 'Expected integer to be greater or equal to 0'],
+      ['amount_value', 'must be a non-negative integer of at most 9007199254740991'],
       ['amount_type', expect.stringContaining('unknown amount type')],
     ]);
   });

@@ -187,6 +187,19 @@ describe('strings Postgres or BigQuery could not keep as sent', () => {
     ]);
   });
 
+  it('a metadata or amount name holding a line break is judged like any other: its bad value is invalid, the rest accepted', async () => {
+    // The schema's compiled check once skipped such names, and the number below then threw: a 500 for the whole request.
+    const res = await tally.app.inject({
+      method: 'POST', url: '/v1/events', headers: { ...tally.auth, 'content-type': 'application/json' },
+      payload: JSON.stringify({ events: [{ ...event(63), metadata: { 'line\nbreak': 5 } }, event(64), { ...event(65), amounts: { 'a\nb': 'x' } }] }),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().results.map((r: { status: string; field?: string; reason?: string }) => [r.status, r.field, r.reason])).toEqual([
+      ['invalid', 'metadata.line\nbreak', 'must be a string'], ['accepted', undefined, undefined],
+      ['invalid', 'amounts.a\nb', expect.stringContaining('non-negative integer')],
+    ]);
+  });
+
   it('a lone surrogate is invalid (in UTF-8 two keys differing only there would become one)', async () => {
     // JSON's escapes can spell a lone UTF-16 surrogate; in UTF-8 both keys would become "…\ufffd".
     const post = (key: string, n: number) => tally.app.inject({

@@ -1,5 +1,5 @@
 import client, { type Registry } from 'prom-client';
-import type { UsageEvent } from '../../core/usage-event.js';
+import { canonicalTimestamp, type UsageEvent } from '../../core/usage-event.js';
 
 /**
  * The Go billing client's record, one per amount type of an `AddAmounts` call:
@@ -35,25 +35,12 @@ export function usageEventFromRecord(record: unknown, entryTimeMs: number | null
   return { ok: true, event: event as UsageEvent };
 }
 
-const RFC3339 = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/;
-
-/**
- * Go writes time.Time as RFC 3339 with up to nine fractional digits and the producer's zone
- * offset. Tally keeps milliseconds, so the fraction is cut (not rounded: an event at
- * 23:59:59.9999 stays on its day) and the instant is written in UTC.
- */
-export function normaliseOccurredAt(text: string): string | null {
-  const m = RFC3339.exec(text);
-  if (!m) return null;
-  const millis = (m[2] ?? '').slice(0, 3).padEnd(3, '0');
-  const ms = Date.parse(`${m[1]!.replace(/[t ]/, 'T')}.${millis}${m[3]!.toUpperCase()}`);
-  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
-}
-
 function occurredAt(value: unknown, entryTimeMs: number | null): { ok: true; value: string } | { ok: false; field: string; reason: string } {
   if (value instanceof Date && !Number.isNaN(value.getTime())) return { ok: true, value: value.toISOString() };
   if (typeof value === 'string') {
-    const normalised = normaliseOccurredAt(value);
+    // Go writes time.Time as RFC 3339 with up to nine fractional digits and the producer's zone
+    // offset; Tally keeps milliseconds (cut, not rounded) in UTC.
+    const normalised = canonicalTimestamp(value);
     return normalised ? { ok: true, value: normalised } : { ok: false, field: 'occurred_at', reason: `not an RFC 3339 date-time: ${JSON.stringify(value.slice(0, 64))}` };
   }
   // Generic Fluentd senders put the event's time in the entry rather than the record.
