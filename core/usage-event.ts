@@ -3,7 +3,8 @@ import { FormatRegistry } from '@sinclair/typebox';
 import { hash } from 'node:crypto';
 import type { BillingDay } from './billing-day.js';
 
-/** The longest metadata name and value, in UTF-16 code units (as `maxLength` counts). */
+/** The longest unique key and instance id, metadata name and value, in UTF-16 code units (as `maxLength` counts). */
+const ID_MAX = 256;
 const METADATA_NAME_MAX = 128;
 const METADATA_VALUE_MAX = 1024;
 /** The most metadata entries an event may carry (`EventRules.maxMetadataEntries` in production). */
@@ -15,8 +16,8 @@ if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => par
 /** One usage report: what a producer's `addAmounts(uniqueKey, instanceId, timestamp, amounts, metadata)` sends. */
 export const UsageEventSchema = Type.Object(
   {
-    uniqueKey: Type.String({ minLength: 1, maxLength: 256, description: 'Idempotency key of the event: a retry with the same key is a duplicate.' }),
-    internalInstanceId: Type.String({ minLength: 1, maxLength: 256, description: 'The customer instance the usage belongs to.' }),
+    uniqueKey: Type.String({ minLength: 1, maxLength: ID_MAX, description: 'Idempotency key of the event: a retry with the same key is a duplicate.' }),
+    internalInstanceId: Type.String({ minLength: 1, maxLength: ID_MAX, description: 'The customer instance the usage belongs to.' }),
     timestamp: Type.String({ format: 'date-time', description: 'When the usage happened (RFC 3339).' }),
     amounts: Type.Record(Type.String(), Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), {
       description: 'Amount type → non-negative integer quantity; all of them are accepted or none.',
@@ -64,16 +65,16 @@ const invalid = (field: string, reason: string): Invalid => ({ ok: false, field,
  * kept for the OpenAPI document and, in test/usage-event.test.ts, as the yardstick this agrees
  * with: the check walked each record with `Object.entries` and a `/^(.*)$/` key pattern, which
  * lets a name holding a line break through unchecked (a metadata value that was not a string then
- * threw, failing the whole request), and the timestamp was parsed three times (docs/ingest.md).
+ * threw, failing the whole request), and the timestamp was parsed twice, besides a regular expression (docs/ingest.md).
  */
 export function validateEvent(input: unknown, rules: EventRules, now: number): EventValidation {
   if (!isMap(input)) return invalid('(event)', 'must be a JSON object');
   const event = input as Record<string, unknown>;
   const key = event.uniqueKey;
-  const keyReason = textReason(key, 1, 256);
+  const keyReason = idReason(key);
   if (keyReason !== undefined) return invalid('uniqueKey', keyReason);
   const instanceId = event.internalInstanceId;
-  const instanceReason = textReason(instanceId, 1, 256);
+  const instanceReason = idReason(instanceId);
   if (instanceReason !== undefined) return invalid('internalInstanceId', instanceReason);
   const timestamp = event.timestamp;
   if (typeof timestamp !== 'string') return invalid('timestamp', timestamp === undefined ? 'required' : 'must be an RFC 3339 date-time string');
@@ -144,10 +145,10 @@ function isMap(value: unknown): value is object {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Uint8Array);
 }
 
-function textReason(value: unknown, min: number, max: number): string | undefined {
+function idReason(value: unknown): string | undefined {
   if (value === undefined) return 'required';
   if (typeof value !== 'string') return 'must be a string';
-  return value.length < min || value.length > max ? `must be ${min}–${max} characters long` : undefined;
+  return value.length < 1 || value.length > ID_MAX ? `must be 1–${ID_MAX} characters long` : undefined;
 }
 
 const digit = (s: string, at: number): number => {
@@ -215,7 +216,7 @@ export function canonicalTimestamp(text: string): string | undefined {
 
 /**
  * `new Date(ms).toISOString()` for a timestamp parseInstant accepted: spelled from the text when it
- * is in UTC (most are; a tenth of a 500-event batch's validation went to `toISOString`).
+ * is in UTC (most are; `toISOString` took 262 µs of the 1,782 of a 500-event batch's validation in one micro-benchmark).
  */
 function canonicalInstant(timestamp: string, ms: number): string {
   const last = timestamp[timestamp.length - 1];
