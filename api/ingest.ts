@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { validateEvent, type EventRules } from '../core/usage-event.js';
-import { beginAndClaimKeys, storeNewBatch, type KeyClaim } from './key-ledger.js';
+import { beginAndClaimKeys, ledgerBatch, storeNewBatch, type KeyClaim, type LedgerBatch } from './key-ledger.js';
 import { ingestDrainerWorkflowId } from '../core/ingest-drainer.js';
-import { encodeOutboxEvents, type OutboxEntry } from '../core/outbox-events.js';
+import { OutboxDraft, type OutboxEntry } from '../core/outbox-events.js';
 import { isPostgresUnavailable } from '../db/pool.js';
 import type { TemporalHealth } from './temporal-health.js';
 
@@ -43,32 +43,111 @@ export class IngestUnavailableError extends Error {
   }
 }
 
+export interface IngestDeps {
+  db: pg.Pool;
+  temporalHealth: Pick<TemporalHealth, 'check'>;
+  taskQueue: string;
+  rules: EventRules;
+  now?: number;
+  /** Called at each step of the protocol; tests throw here to stand for a crash at that point. */
+  crashPoint?: (point: CrashPoint, batchId: string) => void;
+  /**
+   * Told, once the batch is stored, where the call's time went and the sum of the accepted events'
+   * amounts per amount type (the API's histogram and amounts counter, api/plugins/metrics.ts).
+   */
+  onStored?: (timings: IngestTimings, acceptedAmounts: Map<string, number>) => void;
+}
+
+/**
+ * A request's events once validated and encoded: what storing them and answering need, and no
+ * more. The events themselves, their payloads and hex hashes are left behind, so that a request
+ * waiting on Postgres holds some 50 KB on the JavaScript heap rather than 300 (docs/ingest.md,
+ * "What a request holds while it waits").
+ */
+interface PreparedBatch {
+  /** The answer so far: the invalid events' results; the others are filled in once stored. */
+  results: EventResult[];
+  /** Each valid key's first occurrence, in request order (its position in these arrays), and its index in the request. */
+  keys: string[];
+  indexes: number[];
+  /** Later occurrences of a key, and whether each has the first one's payload. */
+  repeats: { index: number; key: string; samePayload: boolean }[];
+  /** Each amount type's amounts, by position (a hole where an event has none of that type). */
+  amountsByType: Map<string, number[]>;
+  outbox: OutboxDraft;
+  /** Every first occurrence's outbox entry, gzipped: the outbox row of the usual batch. */
+  outboxEvents: Buffer;
+  ledger: LedgerBatch;
+}
+
+function prepareBatch(events: readonly unknown[], rules: EventRules, now: number): PreparedBatch {
+  const results: EventResult[] = new Array(events.length);
+  const positionOf = new Map<string, number>();
+  const keys: string[] = [];
+  const indexes: number[] = [];
+  const hashes: string[] = [];
+  const entries: OutboxEntry[] = [];
+  const repeats: PreparedBatch['repeats'] = [];
+  const amountsByType = new Map<string, number[]>();
+  for (let index = 0; index < events.length; index++) {
+    const raw = events[index];
+    const v = validateEvent(raw, rules, now);
+    if (!v.ok) {
+      const key = (raw as { uniqueKey?: unknown } | null)?.uniqueKey;
+      results[index] = { index, ...(typeof key === 'string' ? { uniqueKey: key } : {}), status: 'invalid', field: v.field, reason: v.reason };
+      continue;
+    }
+    // The first occurrence of a key in the request speaks for it; later ones compare with it.
+    const first = positionOf.get(v.event.key);
+    if (first !== undefined) {
+      repeats.push({ index, key: v.event.key, samePayload: hashes[first] === v.payloadHash });
+      continue;
+    }
+    const position = keys.length;
+    positionOf.set(v.event.key, position);
+    keys.push(v.event.key);
+    indexes.push(index);
+    hashes.push(v.payloadHash);
+    entries.push({ key: v.event.key, payload: v.payload });
+    for (const type in v.event.amounts) {
+      let column = amountsByType.get(type);
+      if (!column) amountsByType.set(type, (column = []));
+      column[position] = v.event.amounts[type]!;
+    }
+  }
+  // Entries in request order, so the outbox keeps the events in order. The ledger batch holds the
+  // keys sorted (byte order, in SQL): two requests sharing keys lock them in the same order and
+  // cannot deadlock.
+  const outbox = OutboxDraft.of(entries);
+  return { results, keys, indexes, repeats, amountsByType, outbox, outboxEvents: outbox.gzip(), ledger: ledgerBatch(keys, hashes) };
+}
+
 /**
  * The durable acknowledgement. Temporal must answer (else 503: nothing is kept); then, in one
  * Postgres transaction, claim the keys and store the accepted events in the outbox, which the
  * drainer workflow takes to BigQuery. A failure before the commit rolls everything back, so the
  * retry succeeds; after it, the retry is a duplicate. docs/ingest.md has each crash point.
+ *
+ * Not itself async: the events are prepared at once and only the prepared batch waits on Temporal
+ * and Postgres, so that nothing here keeps the request's events alive meanwhile (an async
+ * function's frame keeps every local across an await). The caller should not hold them either.
  */
-export async function ingestEvents(
-  events: readonly unknown[],
-  deps: {
-    db: pg.Pool;
-    temporalHealth: Pick<TemporalHealth, 'check'>;
-    taskQueue: string;
-    rules: EventRules;
-    now?: number;
-    /** Called at each step of the protocol; tests throw here to stand for a crash at that point. */
-    crashPoint?: (point: CrashPoint, batchId: string) => void;
-    /**
-     * Told, once the batch is stored, where the call's time went and the sum of the accepted events'
-     * amounts per amount type (the API's histogram and amounts counter, api/plugins/metrics.ts).
-     */
-    onStored?: (timings: IngestTimings, acceptedAmounts: Map<string, number>) => void;
-  },
-): Promise<IngestOutcome> {
+export function ingestEvents(events: readonly unknown[], deps: IngestDeps): Promise<IngestOutcome> {
   const now = deps.now ?? Date.now();
+  const started = performance.now();
+  let prepared: PreparedBatch;
+  try {
+    prepared = prepareBatch(events, deps.rules, now);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return storeBatch(prepared, deps, now, started);
+}
+
+async function storeBatch(prepared: PreparedBatch, deps: IngestDeps, now: number, started: number): Promise<IngestOutcome> {
+  const { results, keys, indexes, outbox, outboxEvents, ledger } = prepared;
   const timings: IngestTimings = { prepareMs: 0, temporalMs: 0, connectionMs: 0, storeMs: 0, path: null };
-  let stepStarted = performance.now();
+  let stepStarted = started;
   /** Ms (to a tenth) since the previous step ended. */
   const step = (): number => {
     const at = performance.now();
@@ -76,32 +155,8 @@ export async function ingestEvents(
     stepStarted = at;
     return ms;
   };
-  const results: EventResult[] = new Array(events.length);
-  // The first occurrence of a key in the request speaks for it; later ones compare with it.
-  // Each first occurrence is also its outbox entry (key and canonical payload), should it be accepted.
-  const firstByKey = new Map<string, OutboxEntry & { index: number; hash: string; amounts: Record<string, number> }>();
-  const repeats: { index: number; key: string; hash: string }[] = [];
-  events.forEach((raw, index) => {
-    const v = validateEvent(raw, deps.rules, now);
-    if (!v.ok) {
-      const key = (raw as { uniqueKey?: unknown } | null)?.uniqueKey;
-      results[index] = { index, ...(typeof key === 'string' ? { uniqueKey: key } : {}), status: 'invalid', field: v.field, reason: v.reason };
-    } else if (firstByKey.has(v.event.key)) {
-      repeats.push({ index, key: v.event.key, hash: v.payloadHash });
-    } else {
-      firstByKey.set(v.event.key, { index, key: v.event.key, hash: v.payloadHash, payload: v.payload, amounts: v.event.amounts });
-    }
-  });
-  if (firstByKey.size === 0) {
-    timings.prepareMs = step();
-    return { batchId: null, workflowId: null, results, timings };
-  }
-  // Map order is request order, so the outbox keeps the events in order. The claims insert the
-  // keys sorted (byte order, in SQL): two requests sharing keys lock them in the same order and
-  // cannot deadlock.
-  const firsts = [...firstByKey.values()];
-  const outboxEvents = encodeOutboxEvents(firsts);
   timings.prepareMs = step();
+  if (keys.length === 0) return { batchId: null, workflowId: null, results, timings };
 
   try {
     await deps.temporalHealth.check();
@@ -120,24 +175,26 @@ export async function ingestEvents(
   }
   timings.connectionMs = step();
   const dedupeWindow = { now, windowDays: deps.rules.backdatingWindowDays };
-  let accepted = firsts;
   /** Each key's claim, when the batch was claimed key by key; none when one statement took every key as new. */
   let claims: Map<string, KeyClaim> | undefined;
+  /** Positions (in `keys`) of the accepted events, when not all of them were. */
+  let acceptedPositions: number[] | undefined;
   try {
     timings.path = 'one-statement';
-    if (!(await storeNewBatch(client, batchId, firsts, { events: outboxEvents, count: firsts.length }, dedupeWindow))) {
+    if (!(await storeNewBatch(client, batchId, ledger, { events: outboxEvents, count: keys.length }, dedupeWindow))) {
       timings.path = 'key-by-key';
       // Some key is not new (the one statement kept nothing): claim key by key in a transaction.
-      claims = await beginAndClaimKeys(client, batchId, firsts, dedupeWindow);
+      claims = await beginAndClaimKeys(client, batchId, ledger, dedupeWindow);
       deps.crashPoint?.('keys-claimed', batchId);
-      accepted = firsts.filter((c) => claims!.get(c.key) === 'accepted');
-      if (accepted.length > 0) {
+      const positions = keys.flatMap((key, p) => (claims!.get(key) === 'accepted' ? [p] : []));
+      if (positions.length < keys.length) acceptedPositions = positions;
+      if (positions.length > 0) {
         await client.query('INSERT INTO ingest_batches (batch_id, events_gzip, event_count) VALUES ($1, $2, $3)', [
-          batchId, accepted.length === firsts.length ? outboxEvents : encodeOutboxEvents(accepted), accepted.length,
+          batchId, acceptedPositions ? outbox.gzipOf(positions) : outboxEvents, positions.length,
         ]);
         deps.crashPoint?.('batch-stored', batchId);
       }
-      await client.query(accepted.length > 0 ? 'COMMIT' : 'ROLLBACK');
+      await client.query(positions.length > 0 ? 'COMMIT' : 'ROLLBACK');
     }
     deps.crashPoint?.('committed', batchId);
   } catch (err) {
@@ -151,16 +208,27 @@ export async function ingestEvents(
   timings.storeMs = step();
   if (deps.onStored) {
     const acceptedAmounts = new Map<string, number>();
-    for (const c of accepted) for (const type in c.amounts) acceptedAmounts.set(type, (acceptedAmounts.get(type) ?? 0) + c.amounts[type]!);
+    for (const [type, column] of prepared.amountsByType) {
+      let sum = 0;
+      let present = false;
+      for (const p of acceptedPositions ?? column.keys()) {
+        const amount = column[p];
+        if (amount !== undefined) (sum += amount), (present = true);
+      }
+      if (present) acceptedAmounts.set(type, sum);
+    }
     deps.onStored(timings, acceptedAmounts);
   }
-  for (const c of firsts) results[c.index] = { index: c.index, uniqueKey: c.key, status: claims ? claims.get(c.key)! : 'accepted' };
-  for (const r of repeats) {
-    const first = firstByKey.get(r.key)!;
-    const firstResult = results[first.index]!;
-    const same = first.hash === r.hash;
+  const positionOf = new Map<string, number>();
+  keys.forEach((key, p) => {
+    const index = indexes[p]!;
+    results[index] = { index, uniqueKey: key, status: claims ? claims.get(key)! : 'accepted' };
+    if (prepared.repeats.length > 0) positionOf.set(key, p);
+  });
+  for (const r of prepared.repeats) {
+    const firstResult = results[indexes[positionOf.get(r.key)!]!]!;
     // A repeat of an accepted or duplicate payload is a duplicate; anything else conflicts.
-    results[r.index] = { index: r.index, uniqueKey: r.key, status: same && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
+    results[r.index] = { index: r.index, uniqueKey: r.key, status: r.samePayload && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
   }
-  return accepted.length > 0 ? { batchId, workflowId, results, timings } : { batchId: null, workflowId: null, results, timings };
+  return acceptedPositions?.length === 0 ? { batchId: null, workflowId: null, results, timings } : { batchId, workflowId, results, timings };
 }

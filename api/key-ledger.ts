@@ -31,14 +31,32 @@ export function claimWindow(opts: { now: number; windowDays: number }): { weeks:
 }
 
 /**
- * The keys in byte order, as the claims insert them: Postgres then finds the arrays already sorted
- * where it sorts them (the insert's `ORDER BY`, each index scan over `= ANY`). Unsorted, the
+ * A batch's keys as the ledger claims them: in byte order, with their payload digests (SHA-256,
+ * 32 bytes each, in the same order) in one Buffer, which pg sends as binary, rather than a text
+ * array of 500 quoted hex strings (docs/benchmarks.md). A request waiting on Postgres holds this
+ * and not 500 hex strings (docs/ingest.md, "What a request holds while it waits").
+ */
+export interface LedgerBatch {
+  keys: string[];
+  digests: Buffer;
+}
+
+const DIGEST_BYTES = 32;
+
+/**
+ * Sorts the keys in byte order, as the claims insert them: Postgres then finds the arrays already
+ * sorted where it sorts them (the insert's `ORDER BY`, each index scan over `= ANY`). Unsorted, the
  * earlier-week lookup of 500 keys cost it 1.7 ms against 0.5 (docs/benchmarks.md). JavaScript
  * compares UTF-16 code units, which differs from UTF-8's byte order only beyond U+FFFF: a hint,
- * not a rule Postgres relies on.
+ * not a rule Postgres relies on. `hashes` are the keys' payload hashes in hex, in the order of `keys`.
  */
-function inKeyOrder(keys: readonly ClaimKey[]): ClaimKey[] {
-  return [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+export function ledgerBatch(keys: readonly string[], hashes: readonly string[]): LedgerBatch {
+  if (hashes.length !== keys.length) throw new Error(`${hashes.length} payload hashes for ${keys.length} keys`);
+  const order = keys.map((_, i) => i).sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+  // One decode of the joined hex: a twentieth of a millisecond for 500 keys, a third of 500 writes.
+  const digests = Buffer.from(order.map((i) => hashes[i]).join(''), 'hex');
+  if (digests.length !== keys.length * DIGEST_BYTES) throw new Error('a payload hash is not a SHA-256 in hex');
+  return { keys: order.map((i) => keys[i]!), digests };
 }
 
 /**
@@ -50,7 +68,7 @@ const EARLIER_WEEKS = `SELECT event_key FROM event_keys WHERE claim_week = ANY($
 
 /**
  * Any batch: claims the keys that are free in every week of $1, and answers the ones claimed before.
- * $3 holds the keys' payload digests, 32 bytes each in the order of $2 (`payloadDigests`). Its
+ * $3 holds the keys' payload digests, 32 bytes each in the order of $2 (`LedgerBatch`). Its
  * insert and earlier-week lookup are those of `tally_ingest_new_batch_v2` (migrations 016, 017), with
  * `ON CONFLICT`: a change to how a key is claimed goes into both (the first version, which a
  * process of an older release may still call, calls the second since migration 017).
@@ -65,21 +83,6 @@ const CLAIM_KEYS = `WITH input AS (SELECT k, substring($3::bytea FROM (i::intege
      UNION
      ${EARLIER_WEEKS}`;
 
-type ClaimKey = { key: string; /** SHA-256 of the payload, hex */ hash: string };
-
-const DIGEST_BYTES = 32;
-
-/**
- * The keys' payload hashes as Postgres takes them: one bytea of 32-byte digests in key order,
- * which pg sends as binary, rather than a text array of 500 quoted hex strings (docs/benchmarks.md).
- */
-function payloadDigests(keys: readonly ClaimKey[]): Buffer {
-  // One decode of the joined hex: a twentieth of a millisecond for 500 keys, a third of 500 writes.
-  const digests = Buffer.from(keys.map((k) => k.hash).join(''), 'hex');
-  if (digests.length !== keys.length * DIGEST_BYTES) throw new Error('a payload hash is not a SHA-256 in hex');
-  return digests;
-}
-
 /**
  * The usual batch, every key new: one statement (`tally_ingest_new_batch_v2`, migration 016), sent
  * outside any transaction block so that it is its own transaction, claims every key and stores the
@@ -91,17 +94,16 @@ function payloadDigests(keys: readonly ClaimKey[]): Buffer {
 export async function storeNewBatch(
   client: pg.PoolClient,
   batchId: string,
-  keys: readonly ClaimKey[],
+  batch: LedgerBatch,
   outbox: { events: Buffer; count: number },
   opts: { now: number; windowDays: number },
 ): Promise<boolean> {
   const { weeks, oldestWeek } = claimWindow(opts);
-  const sorted = inKeyOrder(keys);
   try {
     await client.query({
       name: 'tally-ingest-new-batch-v2',
       text: 'SELECT tally_ingest_new_batch_v2($1, $2, $3, $4, $5, $6, $7)',
-      values: [weeks, sorted.map((k) => k.key), payloadDigests(sorted), batchId, oldestWeek, outbox.events, outbox.count],
+      values: [weeks, batch.keys, batch.digests, batchId, oldestWeek, outbox.events, outbox.count],
     });
     return true;
   } catch (err) {
@@ -122,31 +124,33 @@ export async function storeNewBatch(
 export async function beginAndClaimKeys(
   client: pg.PoolClient,
   batchId: string,
-  keys: readonly ClaimKey[],
+  batch: LedgerBatch,
   opts: { now: number; windowDays: number },
 ): Promise<Map<string, KeyClaim>> {
   const { weeks, earlierWeeks } = claimWindow(opts);
-  const sorted = inKeyOrder(keys);
+  const { keys, digests } = batch;
   await client.query('BEGIN');
   const { rows } = await client.query<{ event_key: string }>({
-    name: 'tally-claim-keys-v2', text: CLAIM_KEYS, values: [weeks, sorted.map((k) => k.key), payloadDigests(sorted), batchId, earlierWeeks],
+    name: 'tally-claim-keys-v2', text: CLAIM_KEYS, values: [weeks, keys, digests, batchId, earlierWeeks],
   });
   const notNewKeys = new Set(rows.map((r) => r.event_key));
-  const notNew = keys.filter((k) => notNewKeys.has(k.key));
+  const notNew = keys.filter((k) => notNewKeys.has(k));
   const result = new Map<string, KeyClaim>();
-  for (const k of keys) if (!notNewKeys.has(k.key)) result.set(k.key, 'accepted');
+  for (const k of keys) if (!notNewKeys.has(k)) result.set(k, 'accepted');
   if (notNew.length === 0) return result;
   // Undo this batch's partial claims, then compare with the claim that was there first.
   await client.query('DELETE FROM event_keys WHERE claim_week = ANY($1) AND event_key = ANY($2) AND batch_id = $3', [
-    weeks, notNew.map((k) => k.key), batchId,
+    weeks, notNew, batchId,
   ]);
   const stored = new Map(
     (await client.query<{ event_key: string; payload_hash: string }>(
       `SELECT DISTINCT ON (event_key) event_key, encode(payload_hash, 'hex') AS payload_hash FROM event_keys
        WHERE claim_week = ANY($1::date[]) AND event_key = ANY($2)`,
-      [[...earlierWeeks, ...weeks], notNew.map((k) => k.key)],
+      [[...earlierWeeks, ...weeks], notNew],
     )).rows.map((r) => [r.event_key, r.payload_hash]),
   );
-  for (const k of notNew) result.set(k.key, stored.get(k.key) === k.hash ? 'duplicate' : 'conflict');
+  keys.forEach((k, i) => {
+    if (notNewKeys.has(k)) result.set(k, stored.get(k) === digests.toString('hex', i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES) ? 'duplicate' : 'conflict');
+  });
   return result;
 }

@@ -19,7 +19,56 @@ type OutboxTuple = [string, string, string, Record<string, number>, Record<strin
  * event once (docs/benchmarks.md).
  */
 export function encodeOutboxEvents(entries: readonly OutboxEntry[]): Buffer {
-  return gzipSync(`[${entries.map((e) => `[${JSON.stringify(e.key)},${e.payload.slice(1)}`).join(',')}]`, { level: 1 });
+  return OutboxDraft.of(entries).gzip();
+}
+
+/**
+ * The outbox JSON of a batch, as bytes with each entry's place, so that a request waiting on
+ * Postgres holds one Buffer (outside the JavaScript heap) rather than 500 payload strings, and can
+ * still encode the subset of its events that turn out accepted (docs/ingest.md, "What a request
+ * holds while it waits").
+ */
+export class OutboxDraft {
+  private constructor(
+    /** `[entry,entry,...]` in UTF-8. */
+    private readonly json: Buffer,
+    /** Where each entry ends in `json`; entry i starts one byte after entry i-1 ends (a comma or the `[`). */
+    private readonly ends: Uint32Array,
+  ) {}
+
+  static of(entries: readonly OutboxEntry[]): OutboxDraft {
+    const texts = entries.map((e) => `[${JSON.stringify(e.key)},${e.payload.slice(1)}`);
+    const ends = new Uint32Array(texts.length);
+    let at = 1;
+    for (let i = 0; i < texts.length; i++) {
+      at += Buffer.byteLength(texts[i]!, 'utf8');
+      ends[i] = at;
+      at += 1; // the comma after it, or the closing bracket
+    }
+    const json = Buffer.from(`[${texts.join(',')}]`, 'utf8');
+    if (json.length !== Math.max(at, 2)) throw new Error(`outbox draft: ${json.length} bytes, entries measured ${at}`);
+    return new OutboxDraft(json, ends);
+  }
+
+  get count(): number {
+    return this.ends.length;
+  }
+
+  /** Every entry, gzipped at level 1. */
+  gzip(): Buffer {
+    return gzipSync(this.json, { level: 1 });
+  }
+
+  /** The entries at these positions (ascending), gzipped at level 1. */
+  gzipOf(positions: readonly number[]): Buffer {
+    const parts: Buffer[] = [Buffer.from('[')];
+    positions.forEach((p, n) => {
+      if (n > 0) parts.push(Buffer.from(','));
+      parts.push(this.json.subarray(p === 0 ? 1 : this.ends[p - 1]! + 1, this.ends[p]!));
+    });
+    parts.push(Buffer.from(']'));
+    return gzipSync(Buffer.concat(parts), { level: 1 });
+  }
 }
 
 /**

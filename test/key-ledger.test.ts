@@ -3,9 +3,9 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createKeyLedgerActivities, PRUNE_EVENTS } from '../activities/key-ledger.js';
 import { ingestEvents, IngestUnavailableError, type CrashPoint } from '../api/ingest.js';
 import { eventRulesFromConfig } from '../api/event-rules.js';
-import { beginAndClaimKeys, claimWeek, storeNewBatch } from '../api/key-ledger.js';
+import { beginAndClaimKeys, claimWeek, ledgerBatch, storeNewBatch } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
-import { decodeOutboxEvents, encodeOutboxEvents } from '../core/outbox-events.js';
+import { decodeOutboxEvents, encodeOutboxEvents, OutboxDraft } from '../core/outbox-events.js';
 import { canonicalPayload, validateEvent } from '../core/usage-event.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AcceptedEvent } from '../core/usage-event.js';
@@ -93,8 +93,10 @@ describe('the key ledger', () => {
     );
     await tally.db.query(`ANALYZE ${partition}`);
     const window = { now, windowDays: tally.config.BACKDATING_WINDOW_DAYS };
-    const batch = (name: string, extra: string[] = []) => [...Array.from({ length: 500 }, (_, i) => `${run}-${name}-${i}`), ...extra]
-      .map((key) => ({ key, hash: createHash('sha256').update(key).digest('hex') }));
+    const batch = (name: string, extra: string[] = []) => {
+      const keys = [...Array.from({ length: 500 }, (_, i) => `${run}-${name}-${i}`), ...extra];
+      return ledgerBatch(keys, keys.map((key) => createHash('sha256').update(key).digest('hex')));
+    };
     const client = await tally.db.connect();
     try {
       /** Pages of the week's index read and sequential scans of the week, flushed from this connection. */
@@ -262,6 +264,19 @@ describe('outbox rows of every form', () => {
     expect(decodeOutboxEvents({ batch_id: 'b-t', events: null, events_gzip })).toEqual(events);
   });
 
+  it("a subset of a batch's entries encodes as those entries alone, whatever their characters", () => {
+    const events: AcceptedEvent[] = ['k-ü\u2028', 'k-😀', 'k-"x"'].map((key, i) => ({
+      key, instanceId: `inst-é${i}`, occurredAt: '2026-11-27T10:00:00.000Z', day: '2026-11-27' as BillingDay, amounts: { samples: i }, metadata: { note: 'ß'.repeat(i) },
+    }));
+    const draft = OutboxDraft.of(events.map((e) => ({ key: e.key, payload: canonicalPayload(e) })));
+    const read = (events_gzip: Buffer) => decodeOutboxEvents({ batch_id: 'b-s', events: null, events_gzip });
+    expect(read(draft.gzip())).toEqual(events);
+    expect(read(draft.gzipOf([0, 2]))).toEqual([events[0], events[2]]);
+    expect(read(draft.gzipOf([1]))).toEqual([events[1]]);
+    expect(read(draft.gzipOf([2]))).toEqual([events[2]]);
+    expect(read(draft.gzipOf([]))).toEqual([]);
+  });
+
   it('a row with neither form is an error, not a batch of no events', () => {
     expect(() => decodeOutboxEvents({ batch_id: 'b-1', events: null, events_gzip: null })).toThrow(/b-1 holds no events/);
   });
@@ -362,8 +377,11 @@ describe('claims of keys already taken this week', () => {
       { event_key: `${run}-taken-mix-c`, batch_id: second.batchId },
       { event_key: `${run}-taken-mix-d`, batch_id: second.batchId },
     ]);
-    const stored = await tally.db.query('SELECT event_count FROM ingest_batches WHERE batch_id = $1', [second.batchId]);
-    expect(stored.rows).toEqual([{ event_count: 2 }]);
+    const stored = await tally.db.query('SELECT event_count, events_gzip FROM ingest_batches WHERE batch_id = $1', [second.batchId]);
+    expect(stored.rows.map((r) => r.event_count)).toEqual([2]);
+    // Its outbox row holds the accepted events alone, in request order.
+    expect(decodeOutboxEvents({ batch_id: second.batchId!, events: null, events_gzip: stored.rows[0].events_gzip }).map((e) => [e.key, e.amounts]))
+      .toEqual([[`${run}-taken-mix-c`, { samples: 3 }], [`${run}-taken-mix-d`, { samples: 4 }]]);
     // Each says which way it was stored, and how long that took.
     expect(first.timings.path).toBe('one-statement');
     expect(second.timings.path).toBe('key-by-key');

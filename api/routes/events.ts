@@ -25,6 +25,17 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, db } = app.deps;
   const rules = eventRulesFromConfig(config);
   const onStored = (timings: IngestTimings, amounts: Map<string, number>) => observeIngestStore(app.metrics, timings, amounts);
+  /**
+   * Hands the request's parsed events over to ingest and lets go of them: not async, so that no
+   * frame waiting on Postgres holds them, and the request no longer does either. A request waiting
+   * on Postgres then keeps about 50 KB on the heap instead of 300 (docs/ingest.md, "What a request
+   * holds while it waits").
+   */
+  const startIngest = (req: { body: { events: unknown[] } | null }) => {
+    const events = req.body!.events;
+    req.body = null;
+    return ingestEvents(events, { db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules, onStored });
+  };
 
   app.post('/v1/events', {
     onRequest: app.requireApiKey('ingest'),
@@ -48,21 +59,20 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: IngestResponse, 400: Type.Union([IngestResponse, ErrorBody]), 503: ErrorBody },
     },
   }, async (req, reply) => {
+    const eventCount = req.body.events.length;
     let outcome;
     try {
-      outcome = await ingestEvents(req.body.events, {
-        db, temporalHealth: app.temporalHealth, taskQueue: config.TEMPORAL_TASK_QUEUE, rules, onStored,
-      });
+      outcome = await startIngest(req as { body: { events: unknown[] } | null });
     } catch (err) {
       if (!(err instanceof IngestUnavailableError)) throw err;
       req.log.warn({ err }, 'ingest unavailable; nothing kept');
       return reply.code(503).header('retry-after', '5').send({ code: err.code, message: `${err.message}; nothing was kept, retry later` });
     }
-    app.metrics.ingestBatchEvents.observe(req.body.events.length);
+    app.metrics.ingestBatchEvents.observe(eventCount);
     const { timings } = outcome;
     // Up to here: the answer's serialization and sending are not in it.
     if (config.INGEST_SLOW_REQUEST_MS > 0 && reply.elapsedTime >= config.INGEST_SLOW_REQUEST_MS) {
-      req.log.warn({ events: req.body.events.length, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
+      req.log.warn({ events: eventCount, elapsedMs: Math.round(reply.elapsedTime * 10) / 10, ...timings },
         'slow ingest request: elapsedMs since the API took it, then each step in ms');
     }
     const counts = new Map<string, number>();
