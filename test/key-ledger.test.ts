@@ -5,7 +5,7 @@ import { ingestEvents, IngestUnavailableError, type CrashPoint } from '../api/in
 import { eventRulesFromConfig } from '../api/event-rules.js';
 import { beginAndClaimKeys, claimWeek, ledgerBatch, storeNewBatch } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
-import { decodeOutboxEvents, encodeOutboxEvents, OutboxDraft } from '../core/outbox-events.js';
+import { decodeOutboxEvents, OutboxDraft } from '../core/outbox-events.js';
 import { canonicalPayload, validateEvent } from '../core/usage-event.js';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -176,7 +176,7 @@ type OutboxForm = 'json' | 'gzip-objects' | 'gzip';
 
 function gzipColumn(events: AcceptedEvent[], form: OutboxForm): Buffer | null {
   if (form === 'gzip-objects') return gzipSync(JSON.stringify(events), { level: 1 });
-  return form === 'gzip' ? encodeOutboxEvents(events.map((e) => ({ key: e.key, payload: canonicalPayload(e) }))) : null;
+  return form === 'gzip' ? OutboxDraft.of(events.map((e) => ({ key: e.key, payload: canonicalPayload(e) }))).gzip() : null;
 }
 
 /** Stores an outbox row in one of its forms; answers its batch id. */
@@ -269,7 +269,7 @@ describe('outbox rows of every form', () => {
 
   it("a subset of a batch's entries encodes as those entries alone, whatever their characters", () => {
     const events: AcceptedEvent[] = ['k-ü\u2028', 'k-😀', 'k-"x"'].map((key, i) => ({
-      key, instanceId: `inst-é${i}`, occurredAt: '2026-11-27T10:00:00.000Z', day: '2026-11-27' as BillingDay, amounts: { samples: i }, metadata: { note: 'ß'.repeat(i) },
+      key, instanceId: `inst-é\ud800${i}`, occurredAt: '2026-11-27T10:00:00.000Z', day: '2026-11-27' as BillingDay, amounts: { samples: i }, metadata: { note: 'ß'.repeat(i) },
     }));
     const draft = OutboxDraft.of(events.map((e) => ({ key: e.key, payload: canonicalPayload(e) })));
     const read = (events_gzip: Buffer) => decodeOutboxEvents({ batch_id: 'b-s', events: null, events_gzip });
