@@ -70,8 +70,8 @@ interface PreparedBatch {
   /** Each valid key's first occurrence, in request order (its position in these arrays), and its index in the request. */
   keys: string[];
   indexes: number[];
-  /** Later occurrences of a key, and whether each has the first one's payload. */
-  repeats: { index: number; key: string; samePayload: boolean }[];
+  /** Later occurrences of a key: the first occurrence's position, and whether the payloads match. */
+  repeats: { index: number; key: string; first: number; samePayload: boolean }[];
   /** Each amount type's amounts, by position (a hole where an event has none of that type). */
   amountsByType: Map<string, number[]>;
   outbox: OutboxDraft;
@@ -100,7 +100,7 @@ function prepareBatch(events: readonly unknown[], rules: EventRules, now: number
     // The first occurrence of a key in the request speaks for it; later ones compare with it.
     const first = positionOf.get(v.event.key);
     if (first !== undefined) {
-      repeats.push({ index, key: v.event.key, samePayload: hashes[first] === v.payloadHash });
+      repeats.push({ index, key: v.event.key, first, samePayload: hashes[first] === v.payloadHash });
       continue;
     }
     const position = keys.length;
@@ -219,14 +219,12 @@ async function storeBatch(prepared: PreparedBatch, deps: IngestDeps, now: number
     }
     deps.onStored(timings, acceptedAmounts);
   }
-  const positionOf = new Map<string, number>();
   keys.forEach((key, p) => {
     const index = indexes[p]!;
     results[index] = { index, uniqueKey: key, status: claims ? claims.get(key)! : 'accepted' };
-    if (prepared.repeats.length > 0) positionOf.set(key, p);
   });
   for (const r of prepared.repeats) {
-    const firstResult = results[indexes[positionOf.get(r.key)!]!]!;
+    const firstResult = results[indexes[r.first]!]!;
     // A repeat of an accepted or duplicate payload is a duplicate; anything else conflicts.
     results[r.index] = { index: r.index, uniqueKey: r.key, status: r.samePayload && firstResult.status !== 'conflict' ? 'duplicate' : 'conflict' };
   }

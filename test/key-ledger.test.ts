@@ -404,6 +404,14 @@ describe('claims of keys already taken this week', () => {
       'SELECT event_key, batch_id FROM event_keys WHERE event_key LIKE $1 ORDER BY event_key', [`${run}-taken-${prefix}%`],
     )).rows;
 
+  it("a repeat within a request follows its first occurrence's answer, wherever that stands in the request", async () => {
+    await ingestAt(Date.now(), [event('rep-a', 1)]);
+    const invalid = { ...event('rep-x', 1), amounts: {} };
+    // The first occurrences stand after an invalid event: their index in the request is not their place among the valid keys.
+    const second = await ingestAt(Date.now(), [invalid, event('rep-a', 9), event('rep-b', 2), event('rep-a', 9), event('rep-b', 2), event('rep-b', 3)]);
+    expect(statuses(second)).toEqual(['invalid', 'conflict', 'accepted', 'conflict', 'duplicate', 'conflict']);
+  });
+
   it('a batch mixing new and taken keys answers each, claims the new ones and leaves the taken ones to their first batch', async () => {
     const first = await ingestAt(Date.now(), [event('mix-a', 1), event('mix-b', 2)]);
     expect(statuses(first)).toEqual(['accepted', 'accepted']);
