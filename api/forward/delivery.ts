@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/logger.js';
 import type { UsageEvent } from '../../core/usage-event.js';
-import { ingestEvents, IngestUnavailableError, type IngestOutcome } from '../ingest.js';
+import { ingestEvents, IngestUnavailableError, type IngestDeps, type IngestOutcome } from '../ingest.js';
 import type { ForwardMessage } from './decode.js';
 import type { FrameEncoding } from './framing.js';
 import { recordRejection, usageEventFromRecord, type ForwardMetrics } from './records.js';
 
-export type ForwardIngestDeps = Parameters<typeof ingestEvents>[1];
+export type ForwardIngestDeps = IngestDeps;
 
 type EventsMessage = Extract<ForwardMessage, { kind: 'events' }>;
 
