@@ -27,8 +27,30 @@ export async function startBigQueryEmulator(opts: {
    * runs on other machines would take none of this one's (docs/benchmarks.md).
    */
   cpuGroup?: boolean;
+  /**
+   * Other ports to try when another process answers on the ones given (`PortTakenError`): the
+   * stack picks free ports before it starts its servers, and a server that starts faster (the
+   * Temporal dev server picks ports for its internal services as it starts) can take one of the
+   * emulator's first, while Python is still loading. None: the error is the caller's.
+   */
+  choosePorts?: () => Promise<{ port: number; grpcPort: number }>;
 }): Promise<BigQueryEmulator> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || !opts.choosePorts || attempt >= 3) throw err;
+      opts = { ...opts, ...(await opts.choosePorts()) };
+    }
+  }
+}
+
+/** The emulator's port was taken by another process: its REST port answered, but not as the emulator, or it could not bind. */
+export class PortTakenError extends Error {}
+
+async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0]): Promise<BigQueryEmulator> {
   const logFile = path.join(opts.logDir, 'bigquery-emulator.log');
+  const logFrom = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
   const args = [
     bqEmulatorStart,
     'start',
@@ -51,7 +73,16 @@ export async function startBigQueryEmulator(opts: {
     env: { ...process.env, HOME: bqEmulatorHome, BQEMU_TIME_TRAVEL_RETENTION_DAYS: '0' },
   });
   if (opts.niceness && proc.child.pid !== undefined) lowerPriority(proc.child.pid, opts.niceness);
-  await waitForPort(proc, opts.port, 90_000, logFile);
+  try {
+    await waitForPort(proc, opts.port, 90_000, logFile);
+    await answersAsEmulator(proc, opts.port, opts.projectId, logFile, logFrom);
+  } catch (err) {
+    await proc.stop();
+    if (err instanceof PortTakenError) throw err;
+    // It exited on a port in use (its gRPC port, or the REST port taken after the check above).
+    if (/address already in use|Errno 98/i.test(logSince(logFile, logFrom))) throw new PortTakenError((err as Error).message, { cause: err });
+    throw err;
+  }
   // In its cgroup once it listens: a cap set then does not hold back its start-up (Python's imports).
   let group: BigQueryEmulator['cpuGroup'];
   let managed = proc;
@@ -63,6 +94,41 @@ export async function startBigQueryEmulator(opts: {
     }
   }
   return { apiEndpoint: `http://127.0.0.1:${opts.port}`, process: managed, cpuGroup: group };
+}
+
+/**
+ * Waits until the REST port answers a BigQuery request as the emulator does. That the port accepts
+ * connections is not enough: when another process took it first (once, a gRPC server of the
+ * Temporal dev server), every test's request got "Parse Error: Expected HTTP/".
+ */
+async function answersAsEmulator(proc: ManagedProcess, port: number, projectId: string, logFile: string, logFrom: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let last = '';
+  for (;;) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`bigquery emulator exited during start (code ${proc.child.exitCode}); see ${logFile}:\n${logSince(logFile, logFrom).slice(-2000)}`);
+    }
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/bigquery/v2/projects/${encodeURIComponent(projectId)}/datasets`, { signal: AbortSignal.timeout(5_000) });
+      const body = (await res.json().catch(() => undefined)) as { kind?: unknown } | undefined;
+      if (res.ok && body?.kind === 'bigquery#datasetList') return;
+      last = `HTTP ${res.status}, kind ${JSON.stringify(body?.kind)}`;
+    } catch (err) {
+      last = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new PortTakenError(`port ${port} accepts connections but does not answer as the BigQuery emulator (${last}): another process holds it`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function logSince(logFile: string, from: number): string {
+  try {
+    return fs.readFileSync(logFile).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
 }
 
 /**

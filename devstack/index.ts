@@ -68,6 +68,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         dataDir: path.join(opts.dataDir, 'postgres'),
         port: ports.postgres,
         logDir,
+        choosePort: opts.ports === 'free' ? freePort : undefined,
       });
       stops.push(() => db.stop());
       env.DATABASE_URL = db.databaseUrl;
@@ -85,6 +86,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         logDir,
         niceness: opts.emulatorNiceness,
         cpuGroup: opts.emulatorCpuGroup,
+        choosePorts: opts.ports === 'free' ? async () => ({ port: await freePort(), grpcPort: await freePort() }) : undefined,
       });
       emulatorCpuGroup = bigquery.cpuGroup;
       stops.push(() => bigquery.process.stop());

