@@ -16,6 +16,24 @@ interface MetricsResponse { type: typeof METRICS_RESPONSE; id: number; text?: st
 /** A dead API process is started again after this long, so a crash loop does not spin. */
 const RESTART_DELAY_MS = 1_000;
 
+/**
+ * The exit code of an API process that cannot start and would not on a second try either (its
+ * port is taken, or not its to take): the primary then stops the others and exits, rather than
+ * start it again every second for ever. 78 is sysexits' EX_CONFIG.
+ */
+export const START_FAILED_FOR_GOOD = 78;
+
+/** For an error of `listen`: which port could not be had and why, naming its variable; undefined for any other error. */
+export function listenFailure(err: unknown, config: { API_PORT: number; FORWARD_PORT: number; FORWARD_ENABLED: boolean }): string | undefined {
+  const e = err as { code?: unknown; port?: unknown; syscall?: unknown };
+  if (e?.syscall !== 'listen' && e?.syscall !== 'bind') return undefined;
+  if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES') return undefined;
+  const port = Number(e.port);
+  const variable = port === config.API_PORT ? 'API_PORT' : config.FORWARD_ENABLED && port === config.FORWARD_PORT ? 'FORWARD_PORT' : undefined;
+  const why = e.code === 'EADDRINUSE' ? 'is already in use' : 'may not be opened by this user';
+  return `port ${port}${variable ? ` (${variable})` : ''} ${why}: stop what holds it, or set ${variable ?? 'the port'} to another`;
+}
+
 export function runApiPrimary(processes: number, logger: Logger): void {
   const aggregator = new client.AggregatorRegistry();
   let stopping = false;
@@ -29,23 +47,33 @@ export function runApiPrimary(processes: number, logger: Logger): void {
       );
     });
   };
+  let exitCode = 0;
+  const stopAll = () => {
+    stopping = true;
+    // Each finishes what it took (service.stop) and exits; the last exit ends the primary.
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
+  };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
+      return;
+    }
+    if (code === START_FAILED_FOR_GOOD) {
+      logger.fatal({ pid: worker.process.pid, code }, 'an api process cannot start (its error is logged above); stopping the others');
+      exitCode = 1;
+      stopAll();
       return;
     }
     logger.error({ pid: worker.process.pid, code, signal }, 'api process died; starting another');
-    setTimeout(fork, RESTART_DELAY_MS);
+    setTimeout(() => stopping || fork(), RESTART_DELAY_MS);
   });
   for (let i = 0; i < processes; i++) fork();
   logger.info({ processes }, 'api processes started');
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      stopping = true;
       logger.info({ signal }, 'stopping the api processes');
-      // Each finishes what it took (service.stop) and exits; the last exit ends the primary.
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      stopAll();
     });
   }
 }

@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import v8 from 'node:v8';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
-import { runApiPrimary } from './cluster.js';
+import { listenFailure, runApiPrimary, START_FAILED_FOR_GOOD } from './cluster.js';
 import { startApiService } from './service.js';
 
 const config = loadConfig();
@@ -12,7 +12,15 @@ if (config.API_HEAP_GROWING_PERCENT > 0) v8.setFlagsFromString(`--heap-growing-p
 if (config.API_PROCESSES > 1 && cluster.isPrimary) {
   runApiPrimary(config.API_PROCESSES, logger);
 } else {
-  const service = await startApiService(config, logger);
+  let service;
+  try {
+    service = await startApiService(config, logger);
+  } catch (err) {
+    const cannotListen = listenFailure(err, config);
+    logger.fatal({ err }, cannotListen ?? 'the api could not start');
+    // A port that is taken stays taken: a cluster's primary stops rather than start this again (api/cluster.ts).
+    process.exit(cannotListen ? START_FAILED_FOR_GOOD : 1);
+  }
   logger.info({ url: service.url, pid: process.pid }, 'api listening');
   let stopping: Promise<void> | undefined;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

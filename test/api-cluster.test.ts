@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { billingDayOf } from '../core/billing-day.js';
 import { freePort } from '../devstack/process.js';
@@ -86,4 +87,42 @@ describe('the API in two processes (API_PROCESSES=2)', () => {
     expect(await exited).toBe(0);
     for (const pid of processes) expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
   }, 30_000);
+});
+
+describe('an API whose port is taken', () => {
+  /** Runs the API with its forward port held by another server; resolves with its exit code and output. */
+  async function startOnTakenPort(processes: string): Promise<{ code: number | null; output: string; port: number }> {
+    const port = await freePort();
+    const holder = net.createServer().listen(port, '127.0.0.1');
+    await new Promise((r) => holder.once('listening', r));
+    try {
+      const child = spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), ['api/main.ts'], {
+        cwd: projectRoot,
+        env: apiProcessEnv(tally, { API_PORT: String(await freePort()), API_PROCESSES: processes, FORWARD_PORT: String(port), LOG_LEVEL: 'info' }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      return { code, output, port };
+    } finally {
+      holder.close();
+    }
+  }
+
+  // Before, a cluster's primary started the failing process again every second, for ever.
+  it('in two processes: the primary stops, exits 1, and the log names the port and its variable', async () => {
+    const { code, output, port } = await startOnTakenPort('2');
+    expect(code).toBe(1);
+    expect(output).toContain(`port ${port} (FORWARD_PORT) is already in use`);
+    expect(output).toContain('an api process cannot start');
+    expect(output).not.toContain('starting another');
+  }, 60_000);
+
+  it('in one process: it exits with the same message', async () => {
+    const { code, output, port } = await startOnTakenPort('1');
+    expect(code).toBe(78);
+    expect(output).toContain(`port ${port} (FORWARD_PORT) is already in use`);
+  }, 60_000);
 });
