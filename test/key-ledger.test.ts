@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createKeyLedgerActivities, PRUNE_EVENTS } from '../activities/key-ledger.js';
 import { ingestEvents, IngestUnavailableError, type CrashPoint } from '../api/ingest.js';
 import { eventRulesFromConfig } from '../api/event-rules.js';
-import { beginAndClaimKeys, claimWeek, ledgerBatch, storeNewBatch } from '../api/key-ledger.js';
+import { beginAndClaimKeys, claimWeek, claimWindow, ledgerBatch, storeNewBatch, WEEK_EDGE_MS } from '../api/key-ledger.js';
 import { addDays, billingDayOf, type BillingDay } from '../core/billing-day.js';
 import { decodeOutboxEvents, OutboxDraft } from '../core/outbox-events.js';
 import { canonicalPayload, validateEvent } from '../core/usage-event.js';
@@ -47,6 +47,29 @@ const connectionLost = (point: string) => Object.assign(new Error(`Connection te
 const statuses = (o: { results: { status: string }[] }) => o.results.map((r) => r.status);
 
 describe('the key ledger', () => {
+  // The one statement finds the earlier weeks in SQL (tally_claim_weeks), the key-by-key claim
+  // from claimWindow: the two must name the same weeks, or a key could slip past one of them.
+  it('names the same earlier weeks of the window in SQL as in the API, at any hour and at the weeks\' edges', async () => {
+    const instants: number[] = [];
+    for (let t = Date.parse('2026-02-20T00:00:00Z'); t < Date.parse('2026-03-20T00:00:00Z'); t += 5 * 3_600_000) instants.push(t);
+    for (const monday of ['2026-03-02', '2026-12-28', '2027-01-04']) {
+      const edge = Date.parse(`${monday}T00:00:00Z`);
+      instants.push(edge - WEEK_EDGE_MS - 1, edge - WEEK_EDGE_MS, edge - 1, edge, edge + WEEK_EDGE_MS - 1, edge + WEEK_EDGE_MS);
+    }
+    for (const windowDays of [1, 6, 7, 35]) {
+      const windows = instants.map((now) => claimWindow({ now, windowDays }));
+      const { rows } = await tally.db.query<{ weeks: string[] }>(
+        `SELECT (SELECT array_agg(to_char(w, 'YYYY-MM-DD') ORDER BY w) FROM unnest(tally_claim_weeks(o::date, f::date)) AS w) AS weeks
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(o, f, i) ORDER BY i`,
+        [windows.map((w) => w.oldestWeek), windows.map((w) => w.weeks[0])],
+      );
+      expect(rows.map((r) => r.weeks ?? [])).toEqual(windows.map((w) => w.earlierWeeks));
+    }
+    // The window covers the backdating window: a claim 35 days after a key looks in that key's week.
+    const w = claimWindow({ now: Date.parse('2026-03-19T23:59:00Z'), windowDays: 35 });
+    expect(w.earlierWeeks[0]! <= claimWeek(Date.parse('2026-03-19T23:59:00Z') - 35 * 86_400_000)).toBe(true);
+  });
+
   it('still answers duplicate and conflict 30 days later, across weekly partitions', async () => {
     const t0 = Date.parse('2026-06-03T10:00:00Z');
     expect(statuses(await ingestAt(t0, [eventAt('late', '2026-06-02T10:00:00Z', 5)]))).toEqual(['accepted']);
