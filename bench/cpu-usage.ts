@@ -10,6 +10,13 @@ const TICKS_PER_SECOND = 100;
 /**
  * Seconds of CPU each component used between two snapshots. A component is a set of root pids
  * (with all their descendants) or a process name; what matches nothing is "other".
+ *
+ * A process's ticks include its reaped children's, so that one that starts and ends between the
+ * snapshots (a Postgres backend or autovacuum worker) is counted. One that was already running at
+ * the first snapshot and ends before the second is counted in its parent as a whole, with what it
+ * used before the window too: that part, its ticks at the first snapshot, is taken off again. Without
+ * that, an autovacuum worker that had vacuumed the ledger for seconds before a run and ended inside
+ * it put Postgres at 1.29 cores of two (the run of 2026-12-04 18:56).
  */
 export function cpuByComponent(
   before: Map<number, ProcStat>,
@@ -29,13 +36,19 @@ export function cpuByComponent(
     }
     return 'other';
   };
-  const seconds = new Map<string, number>();
+  const ticks = new Map<string, number>();
+  const add = (name: string, n: number) => ticks.set(name, (ticks.get(name) ?? 0) + n);
   for (const [pid, now] of after) {
     const delta = now.ticks - (before.get(pid)?.ticks ?? 0);
-    if (delta <= 0) continue;
-    const name = owner(pid);
-    seconds.set(name, (seconds.get(name) ?? 0) + delta / TICKS_PER_SECOND);
+    if (delta > 0) add(owner(pid), delta);
   }
+  for (const [pid, then] of before) {
+    // Gone, and reaped by a parent still here (not one it was handed to, such as init).
+    if (after.has(pid) || then.ppid <= 1 || !after.has(then.ppid)) continue;
+    add(owner(then.ppid), -then.ticks);
+  }
+  const seconds = new Map<string, number>();
+  for (const [name, n] of ticks) if (n > 0) seconds.set(name, n / TICKS_PER_SECOND);
   return [...components.map((c) => c.name), 'other']
     .map((name) => ({ name, seconds: seconds.get(name) ?? 0 }))
     .filter((c) => c.seconds > 0);
