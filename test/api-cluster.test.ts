@@ -90,6 +90,19 @@ describe('the API in two processes (API_PROCESSES=2)', () => {
 });
 
 describe('an API whose port is taken', () => {
+  // Each started API leads its own process group, so that a failure here (an API that never
+  // exits) leaves no process tree behind: the test ends, and the group with it.
+  const groups: number[] = [];
+  afterAll(() => {
+    for (const pid of groups) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+
   /** Runs the API with its forward port held by another server; resolves with its exit code and output. */
   async function startOnTakenPort(processes: string): Promise<{ code: number | null; output: string; port: number }> {
     const port = await freePort();
@@ -100,7 +113,9 @@ describe('an API whose port is taken', () => {
         cwd: projectRoot,
         env: apiProcessEnv(tally, { API_PORT: String(await freePort()), API_PROCESSES: processes, FORWARD_PORT: String(port), LOG_LEVEL: 'info' }),
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
+      groups.push(child.pid!);
       let output = '';
       child.stdout!.on('data', (d) => (output += d));
       child.stderr!.on('data', (d) => (output += d));
