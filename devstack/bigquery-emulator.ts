@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setNiceness } from '../core/niceness.js';
 import { cpuGroup, type CpuGroup } from './cpu-cap.js';
-import { startProcess, waitForPort, type ManagedProcess } from './process.js';
+import { PortTakenError, startAgainOnTakenPort, startProcess, tail, waitForPort, type ManagedProcess } from './process.js';
 import { bqEmulatorHome, bqEmulatorStart, venvPython } from './tools.js';
 
 export interface BigQueryEmulator {
@@ -35,22 +35,16 @@ export async function startBigQueryEmulator(opts: {
    */
   choosePorts?: () => Promise<{ port: number; grpcPort: number }>;
 }): Promise<BigQueryEmulator> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(opts);
-    } catch (err) {
-      if (!(err instanceof PortTakenError) || !opts.choosePorts || attempt >= 3) throw err;
-      opts = { ...opts, ...(await opts.choosePorts()) };
-    }
-  }
+  return startAgainOnTakenPort(
+    path.join(opts.logDir, 'bigquery-emulator.log'),
+    { port: opts.port, grpcPort: opts.grpcPort },
+    (ports) => startOnce({ ...opts, ...ports }),
+    opts.choosePorts,
+  );
 }
-
-/** The emulator's port was taken by another process: its REST port answered, but not as the emulator, or it could not bind. */
-export class PortTakenError extends Error {}
 
 async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0]): Promise<BigQueryEmulator> {
   const logFile = path.join(opts.logDir, 'bigquery-emulator.log');
-  const logFrom = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
   const args = [
     bqEmulatorStart,
     'start',
@@ -75,12 +69,9 @@ async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0]): Pro
   if (opts.niceness && proc.child.pid !== undefined) lowerPriority(proc.child.pid, opts.niceness);
   try {
     await waitForPort(proc, opts.port, 90_000, logFile);
-    await answersAsEmulator(proc, opts.port, opts.projectId, logFile, logFrom);
+    await answersAsEmulator(proc, opts.port, opts.projectId, logFile);
   } catch (err) {
     await proc.stop();
-    if (err instanceof PortTakenError) throw err;
-    // It exited on a port in use (its gRPC port, or the REST port taken after the check above).
-    if (/address already in use|Errno 98/i.test(logSince(logFile, logFrom))) throw new PortTakenError((err as Error).message, { cause: err });
     throw err;
   }
   // In its cgroup once it listens: a cap set then does not hold back its start-up (Python's imports).
@@ -101,12 +92,12 @@ async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0]): Pro
  * connections is not enough: when another process took it first (once, a gRPC server of the
  * Temporal dev server), every test's request got "Parse Error: Expected HTTP/".
  */
-async function answersAsEmulator(proc: ManagedProcess, port: number, projectId: string, logFile: string, logFrom: number): Promise<void> {
+async function answersAsEmulator(proc: ManagedProcess, port: number, projectId: string, logFile: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   let last = '';
   for (;;) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`bigquery emulator exited during start (code ${proc.child.exitCode}); see ${logFile}:\n${logSince(logFile, logFrom).slice(-2000)}`);
+      throw new Error(`bigquery emulator exited during start (code ${proc.child.exitCode}); see ${logFile}:\n${tail(logFile)}`);
     }
     try {
       const res = await fetch(`http://127.0.0.1:${port}/bigquery/v2/projects/${encodeURIComponent(projectId)}/datasets`, { signal: AbortSignal.timeout(5_000) });
@@ -120,14 +111,6 @@ async function answersAsEmulator(proc: ManagedProcess, port: number, projectId: 
       throw new PortTakenError(`port ${port} accepts connections but does not answer as the BigQuery emulator (${last}): another process holds it`);
     }
     await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function logSince(logFile: string, from: number): string {
-  try {
-    return fs.readFileSync(logFile).subarray(from).toString('utf8');
-  } catch {
-    return '';
   }
 }
 

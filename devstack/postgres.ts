@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startProcess, waitForPort, type ManagedProcess } from './process.js';
+import { startAgainOnTakenPort, startProcess, waitForPort, type ManagedProcess } from './process.js';
 
 export interface EmbeddedBillingDb {
   databaseUrl: string;
@@ -57,31 +57,26 @@ export async function startEmbeddedPostgres(opts: {
       fs.rmSync(pwfile, { force: true });
     }
   }
-  for (let attempt = 1, port = opts.port; ; attempt++) {
-    const logFrom = fs.statSync(logFile, { throwIfNoEntry: false })?.size ?? 0;
+  return startAgainOnTakenPort(logFile, opts.port, async (port) => {
     const server = startProcess('postgres', bin.postgres, ['-D', opts.dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', '', ...POSTGRES_SETTINGS], {
       logFile,
       stopSignal: 'SIGINT',
       user: runAs,
     });
-    const databaseUrl = `postgres://${user}:${password}@127.0.0.1:${port}/tally`;
-    let admin: pg.Client;
     try {
       await waitForPort(server, port, 60_000, logFile);
       // Also after a restart: a data folder that was not shut down cleanly is recovered first, and the
       // port opens before that ends ("the database system is starting up").
-      admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'), server);
+      const databaseUrl = `postgres://${user}:${password}@127.0.0.1:${port}/tally`;
+      const admin = await connectWhenReady(databaseUrl.replace(/\/tally$/, '/postgres'), server);
+      if (fresh) await admin.query('CREATE DATABASE tally');
+      await admin.end();
+      return { databaseUrl, stop: () => server.stop() };
     } catch (err) {
       await server.stop();
-      const written = fs.readFileSync(logFile).subarray(logFrom).toString('utf8');
-      if (!opts.choosePort || attempt >= 3 || !/Address already in use/i.test(written)) throw err;
-      port = await opts.choosePort();
-      continue;
+      throw err;
     }
-    if (fresh) await admin.query('CREATE DATABASE tally');
-    await admin.end();
-    return { databaseUrl, stop: () => server.stop() };
-  }
+  }, opts.choosePort);
 }
 
 /** The port opens a moment before Postgres takes connections ("the database system is starting up"). */

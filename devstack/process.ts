@@ -87,6 +87,48 @@ export async function assertPortFree(port: number, what: string): Promise<void> 
   });
 }
 
+/** A server's port was taken by another process: something else answers there, or the server could not bind it. */
+export class PortTakenError extends Error {}
+
+/**
+ * Starts a server with `start`, and again (three starts at most) when a start failed on a port in
+ * use: it threw `PortTakenError`, or its own lines of the log (the log is appended across starts)
+ * say "address already in use", as Postgres, Python and the Temporal CLI put it. `nextPorts` gives
+ * the next start's ports (the same ones, for a server that collides with ports it picks itself);
+ * without it, or after the third start, such a failure is thrown as a `PortTakenError`. `start`
+ * stops what it started before it throws.
+ */
+export async function startAgainOnTakenPort<P, T>(
+  logFile: string,
+  ports: P,
+  start: (ports: P) => Promise<T>,
+  nextPorts?: () => Promise<P>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const logFrom = fs.statSync(logFile, { throwIfNoEntry: false })?.size ?? 0;
+    try {
+      return await start(ports);
+    } catch (err) {
+      const taken = err instanceof PortTakenError ? err
+        : /address already in use/i.test(logSince(logFile, logFrom))
+          ? new PortTakenError(`${(err as Error).message} (a port it needs is in use: its log says "address already in use")`, { cause: err })
+          : undefined;
+      if (!taken) throw err;
+      if (!nextPorts || attempt >= 3) throw taken;
+      ports = await nextPorts();
+    }
+  }
+}
+
+/** What was appended to the log after `from` bytes. */
+export function logSince(logFile: string, from: number): string {
+  try {
+    return fs.readFileSync(logFile).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Resolves once something accepts TCP connections on the port; fails early if the process dies. */
 export async function waitForPort(proc: ManagedProcess, port: number, timeoutMs: number, logFile: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -108,7 +150,7 @@ export async function waitForPort(proc: ManagedProcess, port: number, timeoutMs:
   throw new Error(`${proc.name} did not open port ${port} within ${timeoutMs} ms; see ${logFile}:\n${tail(logFile)}`);
 }
 
-function tail(file: string, lines = 20): string {
+export function tail(file: string, lines = 20): string {
   try {
     return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {

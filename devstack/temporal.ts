@@ -1,6 +1,5 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { startProcess, waitForPort, type ManagedProcess } from './process.js';
+import { startAgainOnTakenPort, startProcess, waitForPort, type ManagedProcess } from './process.js';
 import { temporalCli } from './tools.js';
 
 /** Search attributes operators use to find a customer's or a day's workflows in the Temporal UI. */
@@ -34,10 +33,8 @@ export async function startTemporalDevServer(opts: {
   ];
   // The dev server picks free ports of its own for its internal services as it starts, and one
   // of them can be the port given it for the frontend, not bound yet: it then exits with "address
-  // already in use" (seen once in a benchmark run). Its next start picks other ports. Only this
-  // start's lines of the log count: the log is appended across starts.
-  for (let attempt = 1; ; attempt++) {
-    const logFrom = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+  // already in use" (seen once in a benchmark run). Its next start, on the same ports, picks other ones.
+  return startAgainOnTakenPort(logFile, undefined, async () => {
     const proc = startProcess('temporal dev server', temporalCli, args, { logFile });
     try {
       await waitForPort(proc, opts.port, 60_000, logFile);
@@ -45,8 +42,7 @@ export async function startTemporalDevServer(opts: {
       return { address: `127.0.0.1:${opts.port}`, uiUrl: `http://127.0.0.1:${opts.uiPort}`, process: proc };
     } catch (err) {
       await proc.stop();
-      const written = fs.existsSync(logFile) ? fs.readFileSync(logFile).subarray(logFrom).toString('utf8') : '';
-      if (attempt >= 3 || !/address already in use/.test(written)) throw err;
+      throw err;
     }
-  }
+  }, async () => undefined);
 }

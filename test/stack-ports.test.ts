@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createBigQuery } from '../activities/clients.js';
-import { PortTakenError, startBigQueryEmulator, type BigQueryEmulator } from '../devstack/bigquery-emulator.js';
+import { startBigQueryEmulator, type BigQueryEmulator } from '../devstack/bigquery-emulator.js';
 import { startEmbeddedPostgres, type EmbeddedBillingDb } from '../devstack/postgres.js';
-import { freePort } from '../devstack/process.js';
+import { freePort, PortTakenError } from '../devstack/process.js';
 import { projectRoot } from '../devstack/tools.js';
 
 // The local stack picks free ports and then starts its servers side by side; another server (the
