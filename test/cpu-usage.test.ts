@@ -24,8 +24,10 @@ describe('CPU by component', () => {
   });
 
   it('takes nothing off for a process whose parent is gone too, or that init took over', () => {
+    // 200 and 201 (not a component's) end in the window; "other" still counts the 0.3 s of 400,
+    // a process that began in it: their earlier ticks are in no parent here to take them off from.
     const before = table(proc(200, 1, 'worker', 100), proc(201, 200, 'worker', 50), proc(300, 1, 'postgres', 10));
-    const after = table(proc(300, 1, 'postgres', 20));
-    expect(cpuByComponent(before, after, components)).toEqual([{ name: 'Postgres', seconds: 0.1 }]);
+    const after = table(proc(300, 1, 'postgres', 20), proc(400, 1, 'sh', 30));
+    expect(cpuByComponent(before, after, components)).toEqual([{ name: 'Postgres', seconds: 0.1 }, { name: 'other', seconds: 0.3 }]);
   });
 });
