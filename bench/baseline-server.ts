@@ -13,15 +13,13 @@ const config = loadConfig();
 const rules = eventRulesFromConfig(config);
 const app = Fastify({ bodyLimit: config.MAX_BODY_BYTES });
 app.get('/healthz', async () => ({ ok: true }));
-app.post('/v1/events', async (req) => {
+/** An endpoint answering each event accepted or invalid, as `judge` finds it. */
+const judging = (judge: (event: unknown, now: number) => { ok: boolean }) => async (req: { body: unknown }) => {
   const now = Date.now();
   const events = (req.body as { events: unknown[] }).events;
-  return { results: events.map((e, index) => ({ index, status: checkEvent(e, rules, now).ok ? 'accepted' : 'invalid' })) };
-});
-app.post('/v1/events-hashed', async (req) => {
-  const now = Date.now();
-  const events = (req.body as { events: unknown[] }).events;
-  return { results: events.map((e, index) => ({ index, status: validateEvent(e, rules, now).ok ? 'accepted' : 'invalid' })) };
-});
+  return { results: events.map((e, index) => ({ index, status: judge(e, now).ok ? 'accepted' : 'invalid' })) };
+};
+app.post('/v1/events', judging((e, now) => checkEvent(e, rules, now)));
+app.post('/v1/events-hashed', judging((e, now) => validateEvent(e, rules, now)));
 await app.listen({ host: '127.0.0.1', port: config.API_PORT });
 process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
