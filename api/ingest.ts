@@ -64,7 +64,7 @@ export interface IngestDeps {
  * waiting on Postgres holds some 50 KB on the JavaScript heap rather than 300 (docs/ingest.md,
  * "What a request holds while it waits").
  */
-interface PreparedBatch {
+export interface PreparedBatch {
   /** The answer so far: the invalid events' results; the others are filled in once stored. */
   results: EventResult[];
   /** Each valid key's first occurrence, in request order (its position in these arrays), and its index in the request. */
@@ -80,7 +80,8 @@ interface PreparedBatch {
   ledger: LedgerBatch;
 }
 
-function prepareBatch(events: readonly unknown[], rules: EventRules, now: number): PreparedBatch {
+/** Exported for the key ledger's floor benchmark (bench/ledger-floor.ts), which times it alone. */
+export function prepareBatch(events: readonly unknown[], rules: EventRules, now: number): PreparedBatch {
   const results: EventResult[] = new Array(events.length);
   const positionOf = new Map<string, number>();
   const keys: string[] = [];

@@ -4,7 +4,7 @@
 //   npm run bench:ingest -- [--batch 500] [--requests 600] [--half-requests 1800] [--connections 16]
 // Diagnosis: BENCH_PROFILE=dir (CPU profiles), BENCH_TRACE=dir (half-load timelines), BENCH_KEEP=1 (keep logs).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,7 @@ import { forwardLoad } from './forward-load.js';
 import { pacedLoad } from './paced-load.js';
 import { requestTailOver, timeWalFlushes, type RequestTail } from './request-tail.js';
 import { writeBenchmarkSection } from './results.js';
+import { benchBody, type BenchKeys } from './batches.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,17 +91,8 @@ interface Run {
 
 /** Request bodies with keys unique to this call, built before a run so that their making is not counted in it. */
 function bodies(label: string, count: number): Buffer[] {
-  const day = billingDayOf(Date.now());
   const prefix = `${label}-${randomBytes(4).toString('hex')}`;
-  return Array.from({ length: count }, (_, r) => Buffer.from(JSON.stringify({
-    events: Array.from({ length: batchSize }, (_, i) => ({
-      uniqueKey: randomKeys ? randomUUID() : `${prefix}-${r}-${i}`,
-      internalInstanceId: `bench-instance-${i % 50}`,
-      timestamp: `${day}T00:${String(i % 60).padStart(2, '0')}:00Z`,
-      amounts: { 'container-seconds': 1 + (i % 3600), 'node-seconds': 60 },
-      metadata: { service: 'bench' },
-    })),
-  })));
+  return Array.from({ length: count }, (_, r) => benchBody(prefix, r, batchSize, args.keys as BenchKeys));
 }
 
 let authorization = '';
