@@ -22,7 +22,7 @@ import { cpuByComponent, stealOver } from './cpu-usage.js';
 import { forwardLoad } from './forward-load.js';
 import { pacedLoad } from './paced-load.js';
 import { requestTailOver, timeWalFlushes, type RequestTail } from './request-tail.js';
-import { writeBenchmarkSection } from './results.js';
+import { median, writeBenchmarkSection } from './results.js';
 import { benchBody, type BenchKeys } from './batches.js';
 
 const { values: args } = parseArgs({
@@ -69,13 +69,6 @@ if (args.keys !== 'run' && args.keys !== 'random') throw new Error(`--keys: "run
 const randomKeys = args.keys === 'random';
 const earlierWeekKeys = Number(args['earlier-week-keys']);
 if (!Number.isInteger(earlierWeekKeys) || earlierWeekKeys < 0) throw new Error(`--earlier-week-keys: a whole number, not "${args['earlier-week-keys']}"`);
-
-/** The middle value (the mean of the two middle ones for an even count). */
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 interface Run {
   eventsPerSecond: number; requestsPerSecond: number; p50: number; p99: number; errors: number;

@@ -24,7 +24,7 @@ import { projectRoot } from '../devstack/tools.js';
 import { benchBody } from './batches.js';
 import { closedLoad } from './closed-load.js';
 import { cpuByComponent, stealOver } from './cpu-usage.js';
-import { writeBenchmarkSection } from './results.js';
+import { median, writeBenchmarkSection } from './results.js';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '12' }, chunk: { type: 'string', default: '100' }, batch: { type: 'string', default: '500' } } });
 const rounds = Number(args.rounds);
@@ -40,11 +40,6 @@ let bodyCount = 0;
 /** Fresh bodies (keys never sent before), made before a measurement so that their making is not counted in it. */
 const bodies = (label: string, n = chunk): Buffer[] => Array.from({ length: n }, () => benchBody(`${run}-${label}`, bodyCount++, batchSize));
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 const ms = (n: number) => n.toFixed(2);
 
 const dataDir = path.join(projectRoot, '.data', `bench-floor-${process.pid}`);
