@@ -35,16 +35,11 @@ export async function startBigQueryEmulator(opts: {
    */
   choosePorts?: () => Promise<{ port: number; grpcPort: number }>;
 }): Promise<BigQueryEmulator> {
-  return startAgainOnTakenPort(
-    path.join(opts.logDir, 'bigquery-emulator.log'),
-    { port: opts.port, grpcPort: opts.grpcPort },
-    (ports) => startOnce({ ...opts, ...ports }),
-    opts.choosePorts,
-  );
+  const logFile = path.join(opts.logDir, 'bigquery-emulator.log');
+  return startAgainOnTakenPort(logFile, { port: opts.port, grpcPort: opts.grpcPort }, (ports) => startOnce({ ...opts, ...ports }, logFile), opts.choosePorts);
 }
 
-async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0]): Promise<BigQueryEmulator> {
-  const logFile = path.join(opts.logDir, 'bigquery-emulator.log');
+async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0], logFile: string): Promise<BigQueryEmulator> {
   const args = [
     bqEmulatorStart,
     'start',
