@@ -107,6 +107,25 @@ describe('the key ledger', () => {
     expect(rows).toEqual([{ claim_week: '2026-06-01' }]);
   });
 
+  // The one statement (migration 017's function) and the key-by-key claim (CLAIM_KEYS in
+  // api/key-ledger.ts) each write the ledger's rows: they must write the same ones.
+  it('writes the same ledger rows whichever way a batch is claimed, in both weeks at an edge', async () => {
+    const sundayNight = Date.parse('2026-07-05T23:57:00Z'); // 3 minutes before the week of 2026-07-06
+    expect(claimWindow({ now: sundayNight, windowDays: rules().backdatingWindowDays }).weeks).toEqual(['2026-06-29', '2026-07-06']);
+    const at = '2026-07-05T23:00:00Z';
+    const first = await ingestAt(sundayNight, [eventAt('rows-a', at), eventAt('rows-b', at)]);
+    const second = await ingestAt(sundayNight, [eventAt('rows-c', at), eventAt('rows-a', at)]);
+    expect([first.timings.path, second.timings.path]).toEqual(['one-statement', 'key-by-key']);
+    expect(statuses(second)).toEqual(['accepted', 'duplicate']);
+    const { rows } = await tally.db.query<{ event_key: string; claim_week: string; batch_id: string }>(
+      `SELECT event_key, claim_week::text, batch_id::text FROM event_keys WHERE event_key = ANY($1) ORDER BY event_key COLLATE "C", claim_week`,
+      [['rows-a', 'rows-b', 'rows-c'].map((k) => `${run}-${k}`)],
+    );
+    const rowsOf = (key: string, batchId: string | null) =>
+      ['2026-06-29', '2026-07-06'].map((week) => ({ event_key: `${run}-${key}`, claim_week: week, batch_id: batchId }));
+    expect(rows).toEqual([...rowsOf('rows-a', first.batchId), ...rowsOf('rows-b', first.batchId), ...rowsOf('rows-c', second.batchId)]);
+  });
+
   it("looks a batch's keys up in a full earlier week by each key, not by reading the whole week", async () => {
     // A week of 2027 no other test touches, two weeks before the claim, holding 200,000 keys.
     const now = Date.parse('2027-09-15T10:00:00Z');
