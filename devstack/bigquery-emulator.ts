@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setNiceness } from '../core/niceness.js';
 import { cpuGroup, type CpuGroup } from './cpu-cap.js';
-import { PortTakenError, startAgainOnTakenPort, startProcess, tail, waitForPort, type ManagedProcess } from './process.js';
+import { PortTakenError, readyOrStopped, startAgainOnTakenPort, startProcess, tail, waitForPort, type ManagedProcess } from './process.js';
 import { bqEmulatorHome, bqEmulatorStart, venvPython } from './tools.js';
 
 export interface BigQueryEmulator {
@@ -62,13 +62,10 @@ async function startOnce(opts: Parameters<typeof startBigQueryEmulator>[0], logF
     env: { ...process.env, HOME: bqEmulatorHome, BQEMU_TIME_TRAVEL_RETENTION_DAYS: '0' },
   });
   if (opts.niceness && proc.child.pid !== undefined) lowerPriority(proc.child.pid, opts.niceness);
-  try {
+  await readyOrStopped(proc, async () => {
     await waitForPort(proc, opts.port, 90_000, logFile);
     await answersAsEmulator(proc, opts.port, opts.projectId, logFile);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
+  });
   // In its cgroup once it listens: a cap set then does not hold back its start-up (Python's imports).
   let group: BigQueryEmulator['cpuGroup'];
   let managed = proc;

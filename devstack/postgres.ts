@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startAgainOnTakenPort, startProcess, waitForPort, type ManagedProcess } from './process.js';
+import { readyOrStopped, startAgainOnTakenPort, startProcess, waitForPort, type ManagedProcess } from './process.js';
 
 export interface EmbeddedBillingDb {
   databaseUrl: string;
@@ -63,7 +63,7 @@ export async function startEmbeddedPostgres(opts: {
       stopSignal: 'SIGINT',
       user: runAs,
     });
-    try {
+    return readyOrStopped(server, async () => {
       await waitForPort(server, port, 60_000, logFile);
       // Also after a restart: a data folder that was not shut down cleanly is recovered first, and the
       // port opens before that ends ("the database system is starting up").
@@ -72,10 +72,7 @@ export async function startEmbeddedPostgres(opts: {
       if (fresh) await admin.query('CREATE DATABASE tally');
       await admin.end();
       return { databaseUrl, stop: () => server.stop() };
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
+    });
   }, opts.choosePort);
 }
 

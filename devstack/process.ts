@@ -96,7 +96,7 @@ export class PortTakenError extends Error {}
  * say "address already in use", as Postgres, Python and the Temporal CLI put it. `nextPorts` gives
  * the next start's ports (the same ones, for a server that collides with ports it picks itself);
  * without it, or after the third start, such a failure is thrown as a `PortTakenError`. `start`
- * stops what it started before it throws.
+ * stops what it started before it throws (`readyOrStopped`).
  */
 export async function startAgainOnTakenPort<P, T>(
   logFile: string,
@@ -117,6 +117,16 @@ export async function startAgainOnTakenPort<P, T>(
       if (!nextPorts || attempt >= 3) throw taken;
       ports = await nextPorts();
     }
+  }
+}
+
+/** Waits for a started server to be ready; if it never is, stops it before passing the failure on. */
+export async function readyOrStopped<T>(proc: ManagedProcess, ready: () => Promise<T>): Promise<T> {
+  try {
+    return await ready();
+  } catch (err) {
+    await proc.stop();
+    throw err;
   }
 }
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { startAgainOnTakenPort, startProcess, waitForPort, type ManagedProcess } from './process.js';
+import { readyOrStopped, startAgainOnTakenPort, startProcess, waitForPort, type ManagedProcess } from './process.js';
 import { temporalCli } from './tools.js';
 
 /** Search attributes operators use to find a customer's or a day's workflows in the Temporal UI. */
@@ -36,13 +36,10 @@ export async function startTemporalDevServer(opts: {
   // already in use" (seen once in a benchmark run). Its next start, on the same ports, picks other ones.
   return startAgainOnTakenPort(logFile, undefined, async () => {
     const proc = startProcess('temporal dev server', temporalCli, args, { logFile });
-    try {
+    return readyOrStopped(proc, async () => {
       await waitForPort(proc, opts.port, 60_000, logFile);
       await waitForPort(proc, opts.uiPort, 30_000, logFile);
       return { address: `127.0.0.1:${opts.port}`, uiUrl: `http://127.0.0.1:${opts.uiPort}`, process: proc };
-    } catch (err) {
-      await proc.stop();
-      throw err;
-    }
+    });
   }, async () => undefined);
 }
