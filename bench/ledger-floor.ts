@@ -3,7 +3,6 @@
 // costs. From them, the highest ratio Tally could reach on these cores if it spent nothing else
 // (docs/benchmarks.md, "Ingest: the floor"). Writes docs/benchmarks.md.
 //   npm run bench:ledger-floor -- [--rounds 12] [--chunk 100]
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,7 +17,7 @@ import { loadConfig } from '../core/config.js';
 import { checkEvent } from '../core/usage-event.js';
 import { migrate } from '../db/migrate.js';
 import { startEmbeddedPostgres } from '../devstack/postgres.js';
-import { freePort } from '../devstack/process.js';
+import { freePort, startProcess, waitForPort, type ManagedProcess } from '../devstack/process.js';
 import { processTable } from '../devstack/process-table.js';
 import { projectRoot } from '../devstack/tools.js';
 import { benchBody } from './batches.js';
@@ -45,7 +44,7 @@ const fmt = (n: number) => n.toFixed(2);
 
 const dataDir = path.join(projectRoot, '.data', `bench-floor-${process.pid}`);
 fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
-const children: ReturnType<typeof spawn>[] = [];
+let baseline: ManagedProcess | undefined;
 let db: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
 const bar = new SingleBar({ format: 'ledger floor [{bar}] {value}/{total} {step}', hideCursor: true });
 const steps = 2 + (rounds + 1) * 2;
@@ -63,16 +62,11 @@ try {
   // parsing the HTTP request and writing the answer included.
   const port = await freePort();
   const baselineLog = path.join(dataDir, 'baseline.log');
-  const baseline = spawn(path.join(projectRoot, 'node_modules', '.bin', 'tsx'), ['bench/baseline-server.ts'], {
-    cwd: projectRoot, env: { ...process.env, API_PORT: String(port) }, stdio: ['ignore', 'ignore', fs.openSync(baselineLog, 'a')],
+  baseline = startProcess('baseline server', path.join(projectRoot, 'node_modules', '.bin', 'tsx'), ['bench/baseline-server.ts'], {
+    cwd: projectRoot, env: { ...process.env, API_PORT: String(port) }, logFile: baselineLog,
   });
-  children.push(baseline);
+  await waitForPort(baseline, port, 30_000, baselineLog);
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
-    if (i > 300 || baseline.exitCode !== null) throw new Error(`the baseline server did not answer within 30 s:\n${fs.readFileSync(baselineLog, 'utf8').slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
   // At 16 connections, as the ingest benchmark loads it: its rate is the one Tally is compared with.
   const http = { path: '/v1/events', greeting: '/healthz', headers: { 'content-type': 'application/json' }, connections: 16 };
   await closedLoad({ url, ...http, bodies: bodies('warm', 200), requests: 200 });
@@ -82,12 +76,13 @@ try {
     const sent = bodies('http', 400);
     const before = processTable();
     const result = await closedLoad({ url, ...http, bodies: sent, requests: sent.length });
-    const cpu = cpuByComponent(before, processTable(), [{ name: 'baseline', pids: [baseline.pid!] }]).find((c) => c.name === 'baseline')?.seconds ?? 0;
+    const cpu = cpuByComponent(before, processTable(), [{ name: 'baseline', pids: [baseline.child.pid!] }]).find((c) => c.name === 'baseline')?.seconds ?? 0;
     if (result.ok !== sent.length) throw new Error(`the baseline answered ${result.ok} of ${sent.length} requests with a 2xx`);
     httpCpu.push((cpu * 1000) / sent.length);
     httpRate.push(sent.length / result.seconds);
   }
-  baseline.kill('SIGTERM');
+  // Gone before Postgres is measured.
+  await baseline.stop();
   bar.increment(1, { step: 'Postgres' });
 
   // (2) Postgres of its own, migrated as Tally's; one connection, each statement its own transaction.
@@ -212,7 +207,7 @@ try {
   bar.stop();
   client?.release();
   await pool?.end();
-  for (const child of children) child.kill('SIGTERM');
+  await baseline?.stop();
   await db?.stop();
   if (!process.env.BENCH_KEEP) fs.rmSync(dataDir, { recursive: true, force: true });
 }
