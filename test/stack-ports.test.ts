@@ -32,17 +32,18 @@ afterAll(async () => {
   fs.rmSync(logDir, { recursive: true, force: true });
 });
 
-/** A gRPC-like server (HTTP/2 without TLS) on the port, as the Temporal dev server's internal services are. */
-async function holdPort(port: number): Promise<void> {
+/** A free port, then held by a gRPC-like server (HTTP/2 without TLS), as the Temporal dev server's internal services are. */
+async function heldPort(): Promise<number> {
+  const port = await freePort();
   const holder = http2.createServer((_req, res) => res.end('not the emulator'));
   holders.push(holder);
   await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', resolve));
+  return port;
 }
 
 describe('the BigQuery emulator start', () => {
   it('moves to other ports when another server holds its REST port, and then answers as BigQuery', { timeout: 180_000 }, async () => {
-    const taken = await freePort();
-    await holdPort(taken);
+    const taken = await heldPort();
     let asked = 0;
     const emulator = await startBigQueryEmulator({
       port: taken, grpcPort: await freePort(), projectId: 'moved', logDir,
@@ -56,16 +57,14 @@ describe('the BigQuery emulator start', () => {
   });
 
   it('says the port is taken when it may not choose others', { timeout: 180_000 }, async () => {
-    const taken = await freePort();
-    await holdPort(taken);
+    const taken = await heldPort();
     await expect(startBigQueryEmulator({ port: taken, grpcPort: await freePort(), projectId: 'stuck', logDir })).rejects.toBeInstanceOf(PortTakenError);
   });
 });
 
 describe('the embedded Postgres start', () => {
   it('moves to another port when another server holds its own, and then takes connections', { timeout: 180_000 }, async () => {
-    const taken = await freePort();
-    await holdPort(taken);
+    const taken = await heldPort();
     let asked = 0;
     const db = await startEmbeddedPostgres({
       dataDir: path.join(pgDir, 'data'), port: taken, logDir,
